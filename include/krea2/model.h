@@ -1,0 +1,102 @@
+// The Krea 2 transformer: load a checkpoint, run the exact upstream forward.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "krea2/config.h"
+#include "krea2/error.h"
+#include "krea2/tensor.h"
+
+namespace krea2 {
+
+struct ModelImpl;
+
+// What forward() takes; shapes as upstream: B samples, N image tokens, L text tokens.
+struct ForwardInputs {
+  Tensor hidden_states;                          // (B, N, in_channels)
+  Tensor encoder_hidden_states;                  // (B, L, num_text_layers, text_hidden_dim)
+  Tensor timestep;                               // (B,), flow time in [0, 1]
+  Tensor position_ids;                           // (L + N, 3)
+  std::optional<Tensor> encoder_attention_mask;  // (B, L); nonzero = valid token. Absent = all valid.
+};
+
+// Per-stage timings, accumulated over calls (seconds).
+struct StageTimes {
+  std::map<std::string, double> seconds;
+  void add(const std::string& stage, double s) { seconds[stage] += s; }
+};
+
+struct ForwardOptions {
+  // Drop padded text tokens from the sequence (exact: they sit at rotary position 0 in the pipeline and are never
+  // attended to). When false the full (B, L) text is kept and the mask is applied inside attention.
+  bool skip_padded_text = true;
+  // If set, stage outputs are stored under the fixture trace names (time_embed, time_mod_proj, text_fusion, txt_in,
+  // img_in, rotary_emb.cos/.sin, transformer_blocks.i, final_layer), with the fixture shapes.
+  std::map<std::string, Tensor>* trace = nullptr;
+  // If set, per-stage wall times are added here.
+  StageTimes* times = nullptr;
+  // Called after each block ("text", i, n) / ("blocks", i, n).
+  std::function<void(const std::string& stage, int done, int total)> progress;
+};
+
+// The output of the text path (text fusion + txt_in): depends only on the text, so a sampler computes it once.
+struct TextContext {
+  int64_t batch = 0;
+  int64_t text_len = 0;              // L of the embeddings it came from
+  std::vector<int64_t> lengths;      // rows kept per sample
+  Tensor rows;                       // (sum lengths, hidden)
+  Tensor positions;                  // (sum lengths, 3) rotary ids of those rows
+  std::vector<uint8_t> key_valid;    // per row; all 1 when padded rows were dropped
+  std::vector<int64_t> token_index;  // per row: its index in [0, text_len) of the original sample
+  // Appends the samples of `other` (e.g. cond + uncond for one batched guidance pass).
+  static TextContext concat(const TextContext& a, const TextContext& b);
+};
+
+struct LoadOptions {
+  bool verbose = false;  // progress on stderr
+  // Unexpected tensors in the checkpoint: error (default) or warning.
+  bool allow_unexpected = false;
+  std::vector<std::string>* warnings = nullptr;
+};
+
+class Model {
+ public:
+  // A diffusers folder (DIR/transformer/ or DIR with config.json + safetensors, sharded or not), or a single
+  // .safetensors file under the original Krea names (config.json beside it, else defaults). Weights stay mmap'd.
+  static Model load(const std::string& path, const LoadOptions& options = {});
+  // Random weights (deterministic for a seed), scaled so activations stay finite. weight_dtype: F32, BF16 or F16.
+  static Model random(const Config& config, DType weight_dtype, uint64_t seed);
+
+  const Config& config() const;
+  // Parameter count and bytes per stored dtype.
+  int64_t parameter_count() const;
+  std::map<DType, int64_t> bytes_per_dtype() const;
+  // Name (diffusers), dtype, shape of every parameter, in visit order.
+  std::vector<TensorView> parameters() const;
+
+  // The velocity (B, N, in_channels). Throws krea2::Error on shape mismatches.
+  Tensor forward(const ForwardInputs& in, const ForwardOptions& options = {}) const;
+
+  // forward() in two halves. text_positions: (L, 3) or empty for all zeros.
+  TextContext encode_text(const Tensor& encoder_hidden_states, const std::optional<Tensor>& mask,
+                          const Tensor& text_positions, const ForwardOptions& options = {}) const;
+  // hidden_states (B, N, C) with B == text.batch; timestep (B,); image_positions (N, 3).
+  Tensor predict(const TextContext& text, const Tensor& hidden_states, const Tensor& timestep,
+                 const Tensor& image_positions, const ForwardOptions& options = {}) const;
+
+  // Writes the model as a diffusers folder (config.json + one safetensors file) in its stored dtypes.
+  void save(const std::string& folder) const;
+
+  Model(std::shared_ptr<const ModelImpl> impl);
+  const ModelImpl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const ModelImpl> impl_;
+};
+
+}  // namespace krea2

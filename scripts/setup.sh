@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what krea2 needs to build and test on Debian 12 (run as root, or with sudo available).
+set -euo pipefail
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+          libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

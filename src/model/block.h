@@ -1,0 +1,42 @@
+// One transformer block (attention + SwiGLU with pre-norms and residuals), shared by the text fusion blocks and
+// the main [text, image] blocks; the main blocks add per-sample adaptive modulation and rotary embeddings.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "krea2/model.h"
+#include "model/weights.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/rope.h"
+
+namespace krea2 {
+
+struct BlockDims {
+  int64_t width = 0;     // D
+  int64_t kv_width = 0;  // Dkv
+  int64_t ff = 0;        // F
+  AttentionShape heads;
+  float eps = 1e-5f;
+};
+
+// Buffers reused across blocks of one forward call (sized on first use, never shrunk).
+struct Workspace {
+  std::vector<float> h, q, k, v, g, o, a, u;
+  LinearScratch scratch;
+  StageTimes* times = nullptr;
+};
+
+// Per-sample modulation for the main blocks: sample s owns rows [row_begin[s], row_begin[s + 1]) and its vector
+// temb_mod + (6 * width) floats (prescale, preshift, pregate, postscale, postshift, postgate, each `width`).
+struct Modulation {
+  const float* temb_mod = nullptr;  // (samples, 6 * width)
+  std::vector<int64_t> row_begin;   // samples + 1 offsets
+};
+
+// x (rows, width) is updated in place. `segments` bound attention; key_valid (optional) masks keys; rope (optional)
+// rotates q and k after their norms (table rows = x rows); mod (optional) applies adaptive modulation and gates.
+void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows, const std::vector<Segment>& segments,
+               const uint8_t* key_valid, const RopeTable* rope, const Modulation* mod, Workspace& ws);
+
+}  // namespace krea2

@@ -1,0 +1,52 @@
+// krea2: command-line entry point. Dispatches to the subcommands in tools/cmd_*.cpp.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "commands.h"
+#include "krea2/error.h"
+
+namespace {
+
+const char* kUsage = R"(krea2 - C++ inference engine for the Krea 2 text-to-image transformer
+
+Usage: krea2 <command> [options]        (krea2 <command> --help for details)
+
+Commands:
+  generate   denoise latents from prompt embeddings (the main job): flow-matching Euler, CFG, turbo
+  forward    run one transformer forward on an inputs.safetensors, write the velocity
+  inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table
+  bench      time the forward (or attention alone) with random weights; GFLOP/s and % of FMA peak
+
+A model is a diffusers folder (DIR/transformer/ or DIR with config.json and safetensors, sharded or not) or
+a single .safetensors file under the original Krea names.
+Exit status: 0 on success, 1 on any error (the message names the file, tensor or option), 2 on bad usage.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  try {
+    if (command == "forward") return krea2::cli::cmd_forward(argc - 2, argv + 2);
+    if (command == "inspect") return krea2::cli::cmd_inspect(argc - 2, argv + 2);
+    if (command == "generate") return krea2::cli::cmd_generate(argc - 2, argv + 2);
+    if (command == "bench") return krea2::cli::cmd_bench(argc - 2, argv + 2);
+    std::fprintf(stderr, "krea2: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 2;
+  } catch (const krea2::Error& e) {
+    std::fprintf(stderr, "krea2 %s: error: %s\n", command.c_str(), e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "krea2 %s: error: out of memory\n", command.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "krea2 %s: error: %s\n", command.c_str(), e.what());
+    return 1;
+  }
+}
