@@ -1,7 +1,507 @@
-// Placeholder until the bench command lands.
+// krea2 bench: times the forward (or attention alone) on random weights and inputs, and reports per-stage
+// times, analytic FLOPs, GFLOP/s, % of the machine's measured FMA peak and peak RSS.
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "bench/flops.h"
+#include "bench/fma_peak.h"
 #include "commands.h"
-#include "krea2/error.h"
+#include "krea2/model.h"
+#include "model/weights.h"
+#include "ops/attention.h"
+#include "progress.h"
 
 namespace krea2::cli {
-int cmd_bench(int, char**) { throw Error("'bench' is not implemented yet"); }
+
+namespace {
+
+const char* kHelp = R"(Usage: krea2 bench [options]                       time the forward on random weights
+       krea2 bench --only attention --seq S [options]   time the attention op alone
+
+Forward mode builds a model with random weights (any config; default the real Krea 2: hidden 6144 = 48 heads x
+128, 12 KV heads, FFN 16384, 28 blocks, text 2560 x 12 tapped layers, 20 text heads, 2 + 2 text blocks) and
+random inputs as the pipeline shapes them: hidden_states (B, N, 64) and encoder_hidden_states (B, L, 12, 2560)
+uniform in [-1, 1], timestep 0.5, text position ids (0, 0, 0), image ids (0, row, col) over the most square
+h x w grid with h * w = N, no mask. It runs `--warmup` untimed forwards, then `--reps` timed ones, and prints:
+  * per-stage seconds (medians over reps): the text path (Model::encode_text) with its own gemm / attention /
+    norm_mod_rope parts, then the image forward (Model::predict): timestep, gemm_embed (img_in), the blocks'
+    gemm / attention / norm_mod_rope, final_layer, and `other` (time no stage timer covers);
+  * the median total (encode_text + predict), analytic FLOPs, GFLOP/s, % of the FMA peak, peak RSS.
+
+Forward options:
+  --config FILE         diffusers config.json (default: the built-in Krea 2 config)
+  --layers N            number of main blocks (overrides num_layers; the full 28 do not fit most RAM)
+  --text-layerwise N    number of layerwise text blocks (overrides num_layerwise_text_blocks)
+  --text-refiner N      number of refiner text blocks (overrides num_refiner_text_blocks)
+  --image-tokens N      image tokens per sample (default 4096: a 1024 x 1024 image)
+  --text-tokens L       text tokens per sample (default 256)
+  --batch B             samples (default 1)
+  --weights DTYPE       f32 | bf16 | f16 (default f32); activations are always float32
+  --seed S              seed of the random weights and inputs (default 0)
+
+Attention mode (--only attention): q (S, heads x head_dim), k, v (S, kv_heads x head_dim) uniform in [-1, 1],
+one segment of S rows, no mask. Also reports the attention's extra memory: peak RSS after the calls minus the
+RSS just before them (inputs and output already allocated).
+  --seq S               sequence length (required; e.g. 1088 = 64 text + 1024 image tokens, 4608 = 512 + 4096)
+  --heads H             query heads (default 48)
+  --kv-heads K          key/value heads (default 12)
+  --head-dim D          head dimension (default 128)
+
+Common options:
+  --reps R              timed repetitions (default 3); times are medians over reps
+  --warmup W            untimed repetitions first (default 1)
+  --threads N           OpenMP threads (default: all cores); the FMA peak is measured with the same count
+  --peak-gflops G       use G as the peak instead of measuring it
+  --json                print one JSON line instead of the table (times in s, sizes in bytes)
+  --quiet               no progress output (progress is only shown on a terminal anyway)
+
+FLOPs (analytic; 2 per multiply-add of every matrix product, attention's QK^T and PV included; norms, rope,
+softmax, activations and residuals not counted). Per sample, L text tokens, N image tokens, S = L + N,
+D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed_dim:
+  main block       2 S (D*D [q] + 2 D*Dkv [k, v] + D*D [gate] + D*D [out] + 3 D*F [ff]) + 4 S^2 D
+  text layerwise   per token, nl = 12 rows of width Dt (kv Dtkv, ffn Ft):
+                   2 nl (2 Dt*Dt + 2 Dt*Dtkv + Dt*Dt + 3 Dt*Ft) + 4 nl^2 Dt
+  text refiner     the same with L rows instead of nl, per sample
+  projector        2 L nl Dt     txt_in  2 L (Dt*H + H*H)     img_in  2 N C H
+  timestep         2 (E*H + H*H + H*6H)                       final   2 N H C
+  attention alone  4 S^2 head_dim heads  (QK^T 2 S^2 hd per head, PV the same)
+GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
+12 independent chains of 256-bit FMAs (16 FLOPs each) for ~0.2 s, best of 3.
+Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
+
+Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16
+)";
+
+// Flags of each mode; the other mode's flags are rejected rather than silently ignored.
+const std::set<std::string> kForwardFlags = {"--config",       "--layers",       "--text-layerwise",
+                                             "--text-refiner", "--image-tokens", "--text-tokens",
+                                             "--batch",        "--weights",      "--seed"};
+const std::set<std::string> kAttentionFlags = {"--seq", "--heads", "--kv-heads", "--head-dim"};
+const std::set<std::string> kCommonFlags = {"--only", "--reps", "--warmup", "--threads", "--peak-gflops"};
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(b) >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+// Process high-water mark (Linux reports ru_maxrss in KiB).
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;
+}
+
+// Resident set right now (second field of /proc/self/statm, in pages).
+int64_t current_rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * int64_t(sysconf(_SC_PAGESIZE));
+}
+
+int64_t physical_memory_bytes() {
+  return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Uniform [-1, 1] from a counter-based splitmix64, so big inputs fill fast and reproducibly.
+void fill_uniform(std::vector<float>& v, uint64_t seed) {
+  const int64_t n = int64_t(v.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = seed * 0xd1342543de82ef95ull + uint64_t(i) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    v[size_t(i)] = float(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
+  }
+}
+
+Tensor random_tensor(Shape shape, uint64_t seed) {
+  Tensor t(std::move(shape));
+  fill_uniform(t.data, seed);
+  return t;
+}
+
+// The most square grid with h * w = n, h <= w (the pipeline's image is h x w tokens).
+std::pair<int64_t, int64_t> square_grid(int64_t n) {
+  int64_t h = int64_t(std::sqrt(double(n)));
+  while (h > 1 && n % h != 0) --h;
+  return {h, n / h};
+}
+
+DType parse_weights(const std::string& s) {
+  if (s == "f32" || s == "F32") return DType::F32;
+  if (s == "bf16" || s == "BF16") return DType::BF16;
+  if (s == "f16" || s == "F16") return DType::F16;
+  throw Error("--weights must be f32, bf16 or f16, found '" + s + "'");
+}
+
+// Bytes Model::random will allocate: matrices in `dtype`, every other parameter float32.
+int64_t weight_bytes(const Config& c, DType dtype) {
+  ModelWeights shapes;  // only sized by the visitor, never filled
+  int64_t bytes = 0;
+  visit_weights(shapes, c, [&](ParamSlot& s) {
+    bytes += shape_numel(s.shape) * int64_t(s.matrix ? dtype_size(dtype) : sizeof(float));
+  });
+  return bytes;
+}
+
+int64_t positive(const Args& args, const std::string& flag, int64_t fallback, int64_t min = 1) {
+  const int64_t v = args.get_int(flag, fallback);
+  if (v < min) throw Error(flag + " must be >= " + std::to_string(min) + ", found " + std::to_string(v));
+  return v;
+}
+
+// Measured FMA peak for the current thread count, or --peak-gflops. Warns first when the machine is busy.
+double peak_gflops(const Args& args, Progress& progress, double load) {
+  if (load >= 1.0 && !args.has("--quiet"))
+    std::fprintf(stderr,
+                 "note: the 1-min load average was %.2f: other processes compete for the cores, so the "
+                 "times and the peak are low\n",
+                 load);
+  if (args.has("--peak-gflops")) {
+    const double g = args.get_double("--peak-gflops", 0);
+    if (!(g > 0)) throw Error("--peak-gflops must be > 0");
+    return g;
+  }
+  progress.message("measuring the FMA peak (" + std::to_string(omp_get_max_threads()) + " threads)");
+  return measure_fma_peak_gflops(omp_get_max_threads());
+}
+
+// One row of the stage table; flops < 0 when no FLOPs are attributed to it.
+struct StageRow {
+  std::string key;    // JSON name
+  std::string label;  // table label
+  double seconds = 0;
+  double flops = -1;
+};
+
+// Indented rows are parts of the row above them; the unindented rows add up to the total.
+void print_table(std::vector<StageRow> rows, double total, double total_flops) {
+  rows.push_back({"total", "total (encode_text + predict)", total, total_flops});
+  std::printf("%-36s %9s %8s %10s %9s\n", "stage", "seconds", "% total", "GFLOP", "GFLOP/s");
+  for (const StageRow& r : rows) {
+    std::printf("%-36s %9.4f %7.1f%%", r.label.c_str(), r.seconds,
+                total > 0 ? 100.0 * r.seconds / total : 0.0);
+    if (r.flops >= 0)
+      std::printf(" %10.2f %9.1f\n", r.flops * 1e-9, r.seconds > 0 ? r.flops * 1e-9 / r.seconds : 0.0);
+    else
+      std::printf(" %10s %9s\n", "-", "-");
+  }
+}
+
+// The summary fields shared by both modes.
+nlohmann::json summary(const std::vector<double>& times, double flops, double peak, int warmup, double load) {
+  const double med = median(times);
+  const double gflops = med > 0 ? flops * 1e-9 / med : 0.0;
+  nlohmann::json j;
+  j["threads"] = omp_get_max_threads();
+  j["reps"] = times.size();
+  j["warmup"] = warmup;
+  j["times_s"] = times;
+  j["median_s"] = med;
+  j["min_s"] = *std::min_element(times.begin(), times.end());
+  j["max_s"] = *std::max_element(times.begin(), times.end());
+  j["flops"] = flops;
+  j["gflops"] = gflops;
+  j["peak_gflops"] = peak;
+  j["percent_of_peak"] = peak > 0 ? 100.0 * gflops / peak : 0.0;
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["load_average_1m"] = load;
+  return j;
+}
+
+void print_summary(const nlohmann::json& j) {
+  std::printf("total: median %.4f s (min %.4f, max %.4f over %d reps)\n", j["median_s"].get<double>(),
+              j["min_s"].get<double>(), j["max_s"].get<double>(), j["reps"].get<int>());
+  std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s, %d threads)\n",
+              j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
+              j["peak_gflops"].get<double>(), j["threads"].get<int>());
+  std::printf("       peak RSS %s; 1-min load average %.2f before the run\n",
+              human_bytes(double(j["peak_rss_bytes"].get<int64_t>())).c_str(),
+              j["load_average_1m"].get<double>());
+}
+
+Config bench_config(const Args& args) {
+  std::vector<std::string> warnings;
+  Config c = args.has("--config") ? Config::from_json_file(args.get("--config"), &warnings) : Config{};
+  for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (args.has("--layers")) c.num_layers = int(positive(args, "--layers", 0, 0));
+  if (args.has("--text-layerwise"))
+    c.num_layerwise_text_blocks = int(positive(args, "--text-layerwise", 0, 0));
+  if (args.has("--text-refiner")) c.num_refiner_text_blocks = int(positive(args, "--text-refiner", 0, 0));
+  c.validate();
+  return c;
+}
+
+// Median over reps of every stage key; missing keys count as 0 for that rep.
+std::map<std::string, double> median_stages(const std::vector<StageTimes>& reps) {
+  std::map<std::string, std::vector<double>> all;
+  for (const StageTimes& t : reps)
+    for (const auto& [k, s] : t.seconds) all[k];
+  for (const StageTimes& t : reps)
+    for (auto& [k, v] : all) {
+      auto it = t.seconds.find(k);
+      v.push_back(it == t.seconds.end() ? 0.0 : it->second);
+    }
+  std::map<std::string, double> m;
+  for (auto& [k, v] : all) m[k] = median(v);
+  return m;
+}
+
+// Removes and returns stages[key] (0 if absent), so leftovers can be listed as unknown keys.
+double take(std::map<std::string, double>& stages, const std::string& key) {
+  auto it = stages.find(key);
+  if (it == stages.end()) return 0.0;
+  const double s = it->second;
+  stages.erase(it);
+  return s;
+}
+
+// Builds the stage table from the text-path and predict StageTimes medians.
+std::vector<StageRow> stage_rows(std::map<std::string, double> text, std::map<std::string, double> main,
+                                 double encode_s, double predict_s, const FlopCount& f) {
+  std::vector<StageRow> rows;
+  const double text_total = text.count("text_fusion") ? take(text, "text_fusion") : encode_s;
+  const double tg = take(text, "gemm"), ta = take(text, "attention"), tn = take(text, "norm_mod_rope");
+  rows.push_back({"text_path", "text path (encode_text)", text_total, f.text()});
+  rows.push_back({"text.gemm", "  text blocks gemm", tg, f.text_linear});
+  rows.push_back({"text.attention", "  text blocks attention", ta, f.text_attention});
+  rows.push_back({"text.norm_mod_rope", "  text blocks norm_mod_rope", tn, -1});
+  rows.push_back(
+      {"text.other", "  other (projector, txt_in, copies)", text_total - tg - ta - tn, f.text_other});
+  for (const auto& [k, s] : text) rows.push_back({"text." + k, "  " + k + " (unlisted key)", s, -1});
+
+  double timed = 0;
+  auto add = [&](const std::string& key, const std::string& label, double flops) {
+    const double s = take(main, key);
+    timed += s;
+    rows.push_back({key, label, s, flops});
+  };
+  add("timestep", "timestep", f.timestep);
+  add("gemm_embed", "gemm_embed (img_in, packing)", f.img_in);
+  add("gemm", "blocks gemm", f.blocks_linear);
+  add("attention", "blocks attention", f.blocks_attention);
+  add("norm_mod_rope", "blocks norm_mod_rope", -1);
+  add("final_layer", "final_layer", f.final_layer);
+  for (const auto& [k, s] : main) rows.push_back({k, k + " (unlisted key)", s, -1});
+  rows.push_back({"other", "other (rope table, untimed)", predict_s - timed, -1});
+  return rows;
+}
+
+int bench_forward(const Args& args, Progress& progress, double load) {
+  const Config c = bench_config(args);
+  const int64_t B = positive(args, "--batch", 1), N = positive(args, "--image-tokens", 4096);
+  const int64_t L = positive(args, "--text-tokens", 256);
+  const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
+  const DType dtype = parse_weights(args.get("--weights", "f32"));
+  const uint64_t seed = uint64_t(args.get_int("--seed", 0));
+
+  // Model::random fills every byte; refuse before the OOM killer does.
+  const int64_t wbytes = weight_bytes(c, dtype);
+  if (wbytes > physical_memory_bytes())
+    throw Error("random weights need " + human_bytes(double(wbytes)) + " but the machine has " +
+                human_bytes(double(physical_memory_bytes())) + "; use fewer --layers or --weights bf16");
+  const double peak = peak_gflops(args, progress, load);
+
+  progress.message("generating " + human_bytes(double(wbytes)) + " of random " +
+                   std::string(dtype_name(dtype)) + " weights");
+  const double t0 = omp_get_wtime();
+  const Model model = Model::random(c, dtype, seed);
+  const double setup_s = omp_get_wtime() - t0;
+
+  const Tensor hidden = random_tensor({B, N, c.in_channels}, seed + 1);
+  const Tensor text = random_tensor({B, L, c.num_text_layers, c.text_hidden_dim}, seed + 2);
+  const Tensor timestep({B}, std::vector<float>(size_t(B), 0.5f));
+  const Tensor text_pos({L, 3});  // text rows stay (0, 0, 0)
+  const auto [gh, gw] = square_grid(N);
+  Tensor image_pos({N, 3});
+  for (int64_t r = 0; r < N; ++r) {
+    image_pos.data[size_t(3 * r + 1)] = float(r / gw);
+    image_pos.data[size_t(3 * r + 2)] = float(r % gw);
+  }
+
+  // encode_text and predict get separate StageTimes: both run run_block, whose gemm / attention /
+  // norm_mod_rope keys would otherwise mix the text path into the blocks' numbers.
+  std::vector<StageTimes> text_times(static_cast<size_t>(reps)), main_times(static_cast<size_t>(reps));
+  std::vector<double> encode_s, predict_s, total_s;
+  for (int i = 0; i < warmup + reps; ++i) {
+    const bool timed = i >= warmup;
+    ForwardOptions text_opt, main_opt;
+    if (timed) {
+      text_opt.times = &text_times[size_t(i - warmup)];
+      main_opt.times = &main_times[size_t(i - warmup)];
+    }
+    const double a = omp_get_wtime();
+    const TextContext ctx = model.encode_text(text, std::nullopt, text_pos, text_opt);
+    const double b = omp_get_wtime();
+    const Tensor out = model.predict(ctx, hidden, timestep, image_pos, main_opt);
+    const double e = omp_get_wtime();
+    if (!std::isfinite(out.data[0])) throw Error("the forward produced a non-finite value");
+    if (timed) {
+      encode_s.push_back(b - a);
+      predict_s.push_back(e - b);
+      total_s.push_back(e - a);
+    }
+    progress.update(timed ? "timed" : "warmup", i + 1, warmup + reps);
+  }
+  progress.finish();
+
+  const FlopCount f = forward_flops(c, B, N, L);
+  const std::vector<StageRow> rows = stage_rows(median_stages(text_times), median_stages(main_times),
+                                                median(encode_s), median(predict_s), f);
+  nlohmann::json j = summary(total_s, f.total(), peak, warmup, load);
+  j["mode"] = "forward";
+  j["config"] = nlohmann::json::parse(c.to_json_text());
+  j["batch"] = B;
+  j["image_tokens"] = N;
+  j["image_grid"] = {gh, gw};
+  j["text_tokens"] = L;
+  j["weights"] = std::string(dtype_name(dtype));
+  j["weight_bytes"] = wbytes;
+  j["setup_s"] = setup_s;
+  j["encode_text_median_s"] = median(encode_s);
+  j["predict_median_s"] = median(predict_s);
+  for (const StageRow& r : rows) {
+    j["stages"][r.key]["seconds"] = r.seconds;
+    if (r.flops >= 0) j["stages"][r.key]["flops"] = r.flops;
+  }
+  if (args.has("--json")) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("krea2 bench: forward on random weights\n");
+  std::printf(
+      "  model    hidden %lld (%d heads x %d, %d kv), ffn %d, %d blocks; text %d x %d taps (%d heads, %d "
+      "kv), "
+      "ffn %d, %d + %d blocks\n",
+      (long long)c.hidden(), c.num_attention_heads, c.attention_head_dim, c.num_key_value_heads,
+      c.intermediate_size, c.num_layers, c.text_hidden_dim, c.num_text_layers, c.text_num_attention_heads,
+      c.text_num_key_value_heads, c.text_intermediate_size, c.num_layerwise_text_blocks,
+      c.num_refiner_text_blocks);
+  std::printf("  inputs   batch %lld, image tokens %lld (%lld x %lld), text tokens %lld\n", (long long)B,
+              (long long)N, (long long)gh, (long long)gw, (long long)L);
+  std::printf("  weights  %s, %s (generated in %.1f s)\n", std::string(dtype_name(dtype)).c_str(),
+              human_bytes(double(wbytes)).c_str(), setup_s);
+  std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n\n",
+              omp_get_max_threads(), reps, warmup);
+  print_table(rows, median(total_s), f.total());
+  std::printf("\n");
+  print_summary(j);
+  return 0;
+}
+
+int bench_attention(const Args& args, Progress& progress, double load) {
+  if (!args.has("--seq")) throw Error("--only attention needs --seq S (see --help)");
+  const int64_t S = positive(args, "--seq", 0);
+  const int heads = int(positive(args, "--heads", 48)), kv = int(positive(args, "--kv-heads", 12));
+  const int hd = int(positive(args, "--head-dim", 128));
+  const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
+  if (heads % kv != 0)
+    throw Error("--heads (" + std::to_string(heads) + ") must be divisible by --kv-heads (" +
+                std::to_string(kv) + ")");
+  // Measure the peak first: it also starts the OpenMP threads, whose stacks would otherwise count as the
+  // attention's memory.
+  const double peak = peak_gflops(args, progress, load);
+
+  const int64_t qw = int64_t(heads) * hd, kw = int64_t(kv) * hd;
+  std::vector<float> q(size_t(S * qw)), k(size_t(S * kw)), v(size_t(S * kw)), out(size_t(S * qw), 0.0f);
+  fill_uniform(q, 1);
+  fill_uniform(k, 2);
+  fill_uniform(v, 3);
+  const AttentionShape shape{heads, kv, hd};
+  const std::vector<Segment> segments = {Segment{0, S}};
+
+  const int64_t rss_before = current_rss_bytes();
+  std::vector<double> times;
+  for (int i = 0; i < warmup + reps; ++i) {
+    const double a = omp_get_wtime();
+    attention(q.data(), qw, k.data(), kw, v.data(), kw, out.data(), qw, shape, segments);
+    const double e = omp_get_wtime();
+    if (i >= warmup) times.push_back(e - a);
+    progress.update(i >= warmup ? "timed" : "warmup", i + 1, warmup + reps);
+  }
+  progress.finish();
+  if (!std::isfinite(out[0])) throw Error("attention produced a non-finite value");
+  const int64_t extra = std::max<int64_t>(0, peak_rss_bytes() - rss_before);
+
+  nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load);
+  j["mode"] = "attention";
+  j["seq"] = S;
+  j["heads"] = heads;
+  j["kv_heads"] = kv;
+  j["head_dim"] = hd;
+  j["attention_extra_bytes"] = extra;
+  j["inputs_bytes"] = int64_t(q.size() + k.size() + v.size() + out.size()) * int64_t(sizeof(float));
+  if (args.has("--json")) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("krea2 bench: attention alone\n");
+  std::printf("  shape    seq %lld (one segment), %d heads x %d, %d kv heads, no mask\n", (long long)S, heads,
+              hd, kv);
+  std::printf("  memory   q, k, v, out %s; extra during attention %s\n",
+              human_bytes(double(j["inputs_bytes"].get<int64_t>())).c_str(),
+              human_bytes(double(extra)).c_str());
+  std::printf("  timing   %d threads, %d timed reps after %d warmup\n\n", omp_get_max_threads(), reps,
+              warmup);
+  print_summary(j);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  std::set<std::string> known = kCommonFlags;
+  known.insert(kForwardFlags.begin(), kForwardFlags.end());
+  known.insert(kAttentionFlags.begin(), kAttentionFlags.end());
+  Args args(argc, argv, known, {"--json", "--quiet", "--help"});
+  if (args.has("--help")) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  if (!args.positional().empty())
+    throw Error("unexpected argument '" + args.positional()[0] + "' (see --help)");
+  if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
+  const std::string only = args.get("--only", "forward");
+  if (only != "forward" && only != "attention")
+    throw Error("--only must be 'attention' (or 'forward', the default), found '" + only + "'");
+  const bool attention_mode = only == "attention";
+  for (const std::string& flag : attention_mode ? kForwardFlags : kAttentionFlags)
+    if (args.has(flag))
+      throw Error(flag +
+                  (attention_mode ? " does not apply to --only attention" : " needs --only attention"));
+  // Read before any work of ours; other processes on the cores skew both the timings and the measured peak.
+  double load = 0.0;
+  if (getloadavg(&load, 1) != 1) load = 0.0;
+  Progress progress(!args.has("--quiet") && stderr_is_terminal());
+  return attention_mode ? bench_attention(args, progress, load) : bench_forward(args, progress, load);
+}
+
 }  // namespace krea2::cli

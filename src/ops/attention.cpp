@@ -3,15 +3,16 @@
 // Layout choice: instead of transposing K, each work item transposes its (small) query tile once into
 // Q^T (head_dim x queries, pre-scaled by log2(e)/sqrt(head_dim)). Then
 //   scores^T (keys x queries) = K_tile (keys x head_dim) * Q^T        -- A = K rows (broadcast), B = Q^T rows
-//   O (queries x head_dim)   += P (queries x keys) * V_tile           -- A = P (broadcast from scores^T), B = V rows
+//   O (queries x head_dim)   += P (queries x keys) * V_tile           -- A = P (broadcast from scores^T), B =
+//   V rows
 // are both the same register-blocked shape C(6 x 16) += A(6 x K) * B(K x 16) with 12 ymm accumulators, and
 // neither needs a copy of K or V. The query tile is reused over the whole segment, so its transpose is
 // amortised, and no per-segment K panel (or barrier between building and using one) is needed -- which keeps
 // the per-segment overhead small for thousands of tiny segments.
 //
-// Scores^T has queries in the vector lanes, so the online softmax is purely vertical: running max, running sum
-// and the rescale factor are per-lane vectors, no horizontal reductions. Scores are in log2 units (the scale
-// is folded into Q^T), so probabilities are exp2(s - max), computed with a polynomial on AVX2.
+// Scores^T has queries in the vector lanes, so the online softmax is purely vertical: running max, running
+// sum and the rescale factor are per-lane vectors, no horizontal reductions. Scores are in log2 units (the
+// scale is folded into Q^T), so probabilities are exp2(s - max), computed with a polynomial on AVX2.
 #include "ops/attention.h"
 
 #include <immintrin.h>
@@ -32,16 +33,24 @@ namespace krea2 {
 
 namespace {
 
-// Tile sizes. A work item owns up to kQueryTile queries of up to kMaxHeadsPerItem query heads of one GQA group
-// and sweeps the segment's keys in tiles of kKeyTile. Per head: Q^T 128 x 48 floats (24 KiB) and the output
-// accumulator 48 x 128 (24 KiB); the score tile is 96 x 48 (18 KiB). Everything stays in L2, and the operands of
-// each microkernel sweep (one Q^T column block, one V column block, the score tile) in L1.
-constexpr int kQueryTile = 48;  // multiple of 8 (lanes of Q^T) -- also of 6 so the PV loop has no row tail
-constexpr int kKeyTile = 96;
+// Tile sizes. A work item owns up to kQueryTile queries of up to kMaxHeadsPerItem query heads of one GQA
+// group and sweeps the segment's keys in tiles of kKeyTile. Per head: Q^T 128 x 48 floats (24 KiB) and the
+// output accumulator 48 x 128 (24 KiB); the score tile is 96 x 48 (18 KiB). Everything stays in L2, and the
+// operands of each microkernel sweep (one Q^T column block, one V column block, the score tile) in L1.
+#ifndef KQT
+#define KQT 48
+#endif
+#ifndef KKT
+#define KKT 96
+#endif
+constexpr int kQueryTile = KQT;  // multiple of 8 (lanes of Q^T) -- also of 6 so the PV loop has no row tail
+constexpr int kKeyTile = KKT;
 constexpr int kMaxHeadsPerItem = 4;
 constexpr int kMr = 6;  // microkernel rows: 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 registers
 
-int round_up8(int x) { return (x + 7) & ~7; }
+int round_up8(int x) {
+  return (x + 7) & ~7;
+}
 
 // 2^x for x <= 0 (x = -inf gives 2^-126, which is harmless: it only ever scales terms that are already 0 or
 // weighs a key against one with probability 1). Split x = n + f with n = round(x), |f| <= 1/2, then
@@ -70,61 +79,66 @@ __m256i lane_mask(int n) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
 }
 
-// Calls f(integral_constant<0>) ... f(integral_constant<N - 1>). The microkernels index their accumulator arrays
-// through this instead of `for` loops: GCC scalarises arrays into registers only when every index is a constant
-// before loop unrolling runs; with plain loops it kept the 12 accumulators on the stack (a store per FMA).
-#define KREA2_INLINE __attribute__((always_inline))
+// Calls f(integral_constant<0>) ... f(integral_constant<N - 1>). The microkernels index their accumulator
+// arrays through this instead of `for` loops: GCC scalarises arrays into registers only when every index is a
+// constant before loop unrolling runs; with plain loops it kept the 12 accumulators on the stack (a store per
+// FMA).
+#define KREA2_INLINE __attribute__((always_inline)) inline
+template <typename F, int... I>
+KREA2_INLINE void unroll_impl(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
 template <int N, typename F>
-KREA2_INLINE inline void unroll(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) KREA2_INLINE {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
+KREA2_INLINE void unroll(F&& f) {
+  unroll_impl(f, std::make_integer_sequence<int, N>{});
 }
 
 // st[r * ldst + c] = sum_d k[r * ldk + d] * qt[d * ldqt + c] for r < MR, c < 8 * NV.
 template <int MR, int NV>
 void qk_kernel(const float* k, int64_t ldk, const float* qt, int ldqt, int hd, float* st, int ldst) {
   __m256 acc[MR][NV];
-  unroll<MR>([&](auto i) KREA2_INLINE { unroll<NV>([&](auto j) KREA2_INLINE { acc[i][j] = _mm256_setzero_ps(); }); });
+  unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm256_setzero_ps(); }); });
   for (int d = 0; d < hd; ++d) {
     __m256 b[NV];
-    unroll<NV>([&](auto j) KREA2_INLINE { b[j] = _mm256_loadu_ps(qt + int64_t(d) * ldqt + 8 * j); });
-    unroll<MR>([&](auto i) KREA2_INLINE {
+    unroll<NV>([&](auto j) { b[j] = _mm256_loadu_ps(qt + int64_t(d) * ldqt + 8 * j); });
+    unroll<MR>([&](auto i) {
       const __m256 a = _mm256_broadcast_ss(k + i * ldk + d);
-      unroll<NV>([&](auto j) KREA2_INLINE { acc[i][j] = _mm256_fmadd_ps(a, b[j], acc[i][j]); });
+      unroll<NV>([&](auto j) { acc[i][j] = _mm256_fmadd_ps(a, b[j], acc[i][j]); });
     });
   }
-  unroll<MR>([&](auto i) KREA2_INLINE {
-    unroll<NV>([&](auto j) KREA2_INLINE { _mm256_storeu_ps(st + i * ldst + 8 * j, acc[i][j]); });
-  });
+  unroll<MR>(
+      [&](auto i) { unroll<NV>([&](auto j) { _mm256_storeu_ps(st + i * ldst + 8 * j, acc[i][j]); }); });
 }
 
 // o[i * ldo + n] = alpha[i] * o[i * ldo + n] + sum_r p[r * ldp + i] * v[r * ldv + n] for i < MR, n < 8 * NV.
-// The online-softmax rescale of the accumulator is fused into its load. With kMask the last vector of each V
-// row is read through `mask` (head_dim tail: never read past the caller's row).
+// The online-softmax rescale of the accumulator is fused into its load; on the first key tile (alpha == null)
+// the accumulator starts at 0 instead, so it never needs clearing. With kMask the last vector of each V row
+// is read through `mask` (head_dim tail: never read past the caller's row).
 template <int MR, int NV, bool kMask>
 void pv_kernel(const float* p, int ldp, int nk, const float* v, int64_t ldv, __m256i mask, const float* alpha,
                float* o, int ldo) {
   __m256 acc[MR][NV];
-  unroll<MR>([&](auto i) KREA2_INLINE {
-    const __m256 a = _mm256_broadcast_ss(alpha + i);
-    unroll<NV>([&](auto j) KREA2_INLINE { acc[i][j] = _mm256_mul_ps(a, _mm256_loadu_ps(o + i * ldo + 8 * j)); });
-  });
+  if (alpha) {
+    unroll<MR>([&](auto i) {
+      const __m256 a = _mm256_broadcast_ss(alpha + i);
+      unroll<NV>([&](auto j) { acc[i][j] = _mm256_mul_ps(a, _mm256_loadu_ps(o + i * ldo + 8 * j)); });
+    });
+  } else {
+    unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm256_setzero_ps(); }); });
+  }
   for (int r = 0; r < nk; ++r) {
     const float* vr = v + r * ldv;
     __m256 b[NV];
-    unroll<NV>([&](auto j) KREA2_INLINE {
+    unroll<NV>([&](auto j) {
       b[j] = (kMask && j == NV - 1) ? _mm256_maskload_ps(vr + 8 * j, mask) : _mm256_loadu_ps(vr + 8 * j);
     });
     const float* pr = p + int64_t(r) * ldp;
-    unroll<MR>([&](auto i) KREA2_INLINE {
+    unroll<MR>([&](auto i) {
       const __m256 a = _mm256_broadcast_ss(pr + i);
-      unroll<NV>([&](auto j) KREA2_INLINE { acc[i][j] = _mm256_fmadd_ps(a, b[j], acc[i][j]); });
+      unroll<NV>([&](auto j) { acc[i][j] = _mm256_fmadd_ps(a, b[j], acc[i][j]); });
     });
   }
-  unroll<MR>([&](auto i) KREA2_INLINE {
-    unroll<NV>([&](auto j) KREA2_INLINE { _mm256_storeu_ps(o + i * ldo + 8 * j, acc[i][j]); });
-  });
+  unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { _mm256_storeu_ps(o + i * ldo + 8 * j, acc[i][j]); }); });
 }
 
 using QkFn = void (*)(const float*, int64_t, const float*, int, int, float*, int);
@@ -142,7 +156,9 @@ constexpr PvFn kPvKernels[kMr + 1] = {nullptr,
                                       pv_kernel<5, NV, kMask>,
                                       pv_kernel<6, NV, kMask>};
 
-QkFn qk_fn(int mr, int nv) { return nv == 2 ? kQkKernels<2>[mr] : kQkKernels<1>[mr]; }
+QkFn qk_fn(int mr, int nv) {
+  return nv == 2 ? kQkKernels<2>[mr] : kQkKernels<1>[mr];
+}
 PvFn pv_fn(int mr, int nv, bool mask) {
   if (nv == 2) return mask ? kPvKernels<2, true>[mr] : kPvKernels<2, false>[mr];
   return mask ? kPvKernels<1, true>[mr] : kPvKernels<1, false>[mr];
@@ -150,9 +166,9 @@ PvFn pv_fn(int mr, int nv, bool mask) {
 
 // One online-softmax step on a tile of scores^T (nk key rows x ncols query lanes, log2 units): replaces the
 // scores by exp2(s - m_new), updates the running max m and sum l per query, and writes the factor alpha =
-// exp2(m_old - m_new) by which the output accumulator must be rescaled. With kMasked, rows whose valid[r] is 0
-// are excluded from the max and get probability 0. The caller guarantees at least one valid row, so m_new is
-// finite and no -inf - -inf = NaN can arise.
+// exp2(m_old - m_new) by which the output accumulator must be rescaled. With kMasked, rows whose valid[r] is
+// 0 are excluded from the max and get probability 0. The caller guarantees at least one valid row, so m_new
+// is finite and no -inf - -inf = NaN can arise.
 template <bool kMasked>
 void softmax_tile(float* st, int ldst, int nk, int ncols, const uint8_t* valid, float* m, float* l,
                   float* alpha) {
@@ -206,14 +222,16 @@ struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
 };
 
-// Per-thread scratch: Q^T, the output accumulator and the softmax state for up to kMaxHeadsPerItem heads, plus
-// one score tile. Sized once per call from the head dim; O(tile) memory, independent of the segment length.
+// Per-thread scratch: Q^T, the output accumulator and the softmax state for up to kMaxHeadsPerItem heads,
+// plus one score tile. Sized once per call from the head dim; O(tile) memory, independent of the segment
+// length.
 struct Scratch {
   explicit Scratch(int hd) {
     ldo = round_up8(hd);
     qt_stride = int64_t(hd) * kQueryTile;
     o_stride = int64_t(kQueryTile) * ldo;
-    const int64_t total = kMaxHeadsPerItem * (qt_stride + o_stride + 3 * kQueryTile) + int64_t(kKeyTile) * kQueryTile;
+    const int64_t total =
+        kMaxHeadsPerItem * (qt_stride + o_stride + 3 * kQueryTile) + int64_t(kKeyTile) * kQueryTile;
     const size_t bytes = (size_t(total) * sizeof(float) + 63) & ~size_t(63);
     mem.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
     if (!mem) throw Error("attention: out of memory for scratch");
@@ -246,6 +264,45 @@ struct Args {
   const uint8_t* key_valid;
 };
 
+// dst[d * ldd + i] = scale * src[i * lds + d] for d < 8, i < 8, where source rows i >= rows are read as 0
+// (the zero padding of the query lanes). 8 x 8 in-register transpose: the scalar version cost as much as all
+// the arithmetic of a tiny segment.
+inline void transpose8x8_scaled(const float* src, int64_t lds, int rows, __m256 scale, float* dst, int ldd) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i)
+    r[i] = i < rows ? _mm256_mul_ps(_mm256_loadu_ps(src + i * lds), scale) : _mm256_setzero_ps();
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+// Q^T of one head: qt[d * ldqt + i] = scale * q[i * ldq + d] for i < mq, zero for mq <= i < ldqt.
+void transpose_queries(const float* q, int64_t ldq, int mq, int hd, float scale, float* qt, int ldqt) {
+  const __m256 vscale = _mm256_set1_ps(scale);
+  const int hd8 = hd & ~7;
+  for (int i0 = 0; i0 < ldqt; i0 += 8) {
+    const int rows = std::max(0, std::min(8, mq - i0));
+    for (int d0 = 0; d0 < hd8; d0 += 8)
+      transpose8x8_scaled(q + i0 * ldq + d0, ldq, rows, vscale, qt + int64_t(d0) * ldqt + i0, ldqt);
+    for (int d = hd8; d < hd; ++d)
+      for (int i = 0; i < 8; ++i)
+        qt[int64_t(d) * ldqt + i0 + i] = i < rows ? q[(i0 + i) * ldq + d] * scale : 0.0f;
+  }
+}
+
 // Heads [h0, h1) (all state held at once, <= kMaxHeadsPerItem) for queries [q0, q0 + mq) of the segment of
 // `len` rows starting at global row `base`.
 void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0, int mq, int h0, int h1) {
@@ -256,17 +313,13 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
   // Scores in log2 units: exp(x / sqrt(hd)) = exp2(x * log2(e) / sqrt(hd)).
   const float scale = float(1.4426950408889634 / std::sqrt(double(hd)));
   for (int t = 0; t < nh; ++t) {
-    float* qt = s.qt + t * s.qt_stride;
-    const float* qrow = a.q + (base + q0) * a.ldq + int64_t(h0 + t) * hd;
-    for (int i = 0; i < mq; ++i, qrow += a.ldq)
-      for (int d = 0; d < hd; ++d) qt[int64_t(d) * ldqt + i] = qrow[d] * scale;
-    for (int d = 0; d < hd; ++d)
-      for (int i = mq; i < ldqt; ++i) qt[int64_t(d) * ldqt + i] = 0.0f;
-    std::memset(s.o + t * s.o_stride, 0, sizeof(float) * size_t(mq) * size_t(ldo));
+    transpose_queries(a.q + (base + q0) * a.ldq + int64_t(h0 + t) * hd, a.ldq, mq, hd, scale,
+                      s.qt + t * s.qt_stride, ldqt);
     std::fill_n(s.m + t * kQueryTile, ldqt, -std::numeric_limits<float>::infinity());
     std::fill_n(s.l + t * kQueryTile, ldqt, 0.0f);
   }
   const __m256i tail_mask = lane_mask(hd % 8 == 0 ? 8 : hd % 8);
+  bool first = true;  // no key tile processed yet: the output accumulators hold garbage, not 0
   for (int64_t k0 = 0; k0 < len; k0 += kKeyTile) {
     const int nk = int(std::min<int64_t>(kKeyTile, len - k0));
     bool masked = false;
@@ -295,6 +348,7 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       float* m = s.m + t * kQueryTile;
       float* l = s.l + t * kQueryTile;
       float* alpha = s.alpha + t * kQueryTile;
+      const float* rescale = first ? nullptr : alpha;
       if (masked)
         softmax_tile<true>(s.st, ldqt, nk, ldqt, s.valid, m, l, alpha);
       else
@@ -307,22 +361,27 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
         for (int i0 = 0; i0 < mq; i0 += kMr) {
           const int mr = std::min(kMr, mq - i0);
           if (mr == kMr && nv == 2 && !tail)
-            pv_kernel<kMr, 2, false>(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask, alpha + i0,
-                                     o + i0 * ldo + n0, ldo);
+            pv_kernel<kMr, 2, false>(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask,
+                                     rescale ? rescale + i0 : nullptr, o + i0 * ldo + n0, ldo);
           else
-            pv_fn(mr, nv, tail)(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask, alpha + i0, o + i0 * ldo + n0,
-                                ldo);
+            pv_fn(mr, nv, tail)(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask,
+                                rescale ? rescale + i0 : nullptr, o + i0 * ldo + n0, ldo);
         }
       }
     }
+    first = false;
   }
-  // out = O / l; a query that saw no valid key has l == 0 and O == 0 and gets exact zeros.
+  // out = O / l. A query that saw no valid key (l == 0; its accumulator was never written) gets exact zeros.
   for (int t = 0; t < nh; ++t) {
     const float* o = s.o + t * s.o_stride;
     const float* l = s.l + t * kQueryTile;
     float* orow = a.out + (base + q0) * a.ldout + int64_t(h0 + t) * hd;
     for (int i = 0; i < mq; ++i, orow += a.ldout) {
-      const __m256 inv = _mm256_set1_ps(l[i] > 0.0f ? 1.0f / l[i] : 0.0f);
+      if (!(l[i] > 0.0f)) {
+        std::fill_n(orow, hd, 0.0f);
+        continue;
+      }
+      const __m256 inv = _mm256_set1_ps(1.0f / l[i]);
       const float* oi = o + i * ldo;
       int d = 0;
       for (; d + 8 <= hd; d += 8) _mm256_storeu_ps(orow + d, _mm256_mul_ps(_mm256_loadu_ps(oi + d), inv));
@@ -369,19 +428,19 @@ void validate(const AttentionShape& shape, const std::vector<Segment>& segments)
 
 }  // namespace
 
-void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, float* out,
-               int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
+void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
+               float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
                const uint8_t* key_valid) {
   validate(shape, segments);
   const int group = shape.num_heads / shape.num_kv_heads;
-  // Head blocks: the query heads of one kv head, split into balanced blocks of <= kMaxHeadsPerItem, so a block
-  // shares every K/V tile it loads.
+  // Head blocks: the query heads of one kv head, split into balanced blocks of <= kMaxHeadsPerItem, so a
+  // block shares every K/V tile it loads.
   const int blocks_per_group = (group + kMaxHeadsPerItem - 1) / kMaxHeadsPerItem;
   const int block = (group + blocks_per_group - 1) / blocks_per_group;
 
-  // Work items: a segment that fits one query tile and one key tile is a single item over all heads (heads are
-  // then processed one after another, so per-head state never accumulates); longer segments are split into
-  // (head block, query tile) items, query tiles innermost so the threads share the same K/V in L3.
+  // Work items: a segment that fits one query tile and one key tile is a single item over all heads (heads
+  // are then processed one after another, so per-head state never accumulates); longer segments are split
+  // into (head block, query tile) items, query tiles innermost so the threads share the same K/V in L3.
   std::vector<Item> items;
   for (size_t si = 0; si < segments.size(); ++si) {
     const int64_t len = segments[si].length;
@@ -420,9 +479,9 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
   }
 }
 
-void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
-                         float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
-                         const uint8_t* key_valid) {
+void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                         int64_t ldv, float* out, int64_t ldo, const AttentionShape& shape,
+                         const std::vector<Segment>& segments, const uint8_t* key_valid) {
   validate(shape, segments);
   const int hd = shape.head_dim;
   const int group = shape.num_heads / shape.num_kv_heads;

@@ -8,6 +8,7 @@ namespace krea2 {
 
 // Unaligned loads throughout: mmap'd tensors need not be aligned to their element size.
 void widen_to_f32(DType dtype, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // dst may be null for an empty tensor
   const auto* bytes = static_cast<const unsigned char*>(src);
   size_t i = 0;
   switch (dtype) {

@@ -1,0 +1,88 @@
+#include "bench/fma_peak.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#if !defined(__FMA__) || !defined(__AVX2__)
+#error "fma_peak.cpp needs -mavx2 -mfma (set globally by CMakeLists.txt)"
+#endif
+
+namespace krea2 {
+
+namespace {
+
+// Independent accumulator chains per thread. Zen 3 has 2 FMA pipes of latency 4, so at least 8 chains are
+// needed to keep both busy; 12 leaves headroom (Intel cores: 2 x 4 too) and still fits the 16 ymm registers
+// with the two operands, so nothing spills.
+constexpr int kChains = 12;
+constexpr double kFlopsPerFma = 16.0;  // 8 float lanes x (multiply + add)
+
+// Written with every run's result, so the compiler must compute the chains.
+volatile float g_sink = 0.0f;
+// The FMA operands, read through volatile so the compiler cannot specialise the loop on known constants.
+volatile float g_mul = 0.9999f, g_add = 1e-4f;
+
+// `iters` rounds of kChains FMAs; acc = acc * mul + add converges to add / (1 - mul), so values stay normal
+// (no denormal slow path) and finite however long it runs. `mul` and `add` arrive at run time, so nothing can
+// be folded; the result depends on every FMA, so nothing can be dropped.
+__attribute__((noinline)) float fma_chains(int64_t iters, float mul, float add) {
+  __m256 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(1.0f + 0.01f * float(j));
+  const __m256 m = _mm256_set1_ps(mul), a = _mm256_set1_ps(add);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+  }
+  __m256 sum = acc[0];
+  for (int j = 1; j < kChains; ++j) sum = _mm256_add_ps(sum, acc[j]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  float s = 0.0f;
+  for (float x : lanes) s += x;
+  return s;
+}
+
+// Seconds for every thread to finish `iters` rounds (the slowest thread sets the time, as in a parallel
+// GEMM).
+double timed_run(int threads, int64_t iters) {
+  double start = 0.0, stop = 0.0;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp barrier
+#pragma omp master
+    start = omp_get_wtime();
+    const float r = fma_chains(iters, g_mul, g_add);
+#pragma omp critical
+    g_sink = g_sink + r;
+#pragma omp barrier
+#pragma omp master
+    stop = omp_get_wtime();
+  }
+  return stop - start;
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(int threads) {
+  threads = std::max(threads, 1);
+  // Calibrate to ~0.2 s per run (also wakes the threads and lets the clock ramp up).
+  int64_t iters = 1 << 20;
+  double t = timed_run(threads, iters);
+  while (t < 0.02) {
+    iters *= 4;
+    t = timed_run(threads, iters);
+  }
+  iters = std::max<int64_t>(1, int64_t(double(iters) * 0.2 / t));
+  double best = 0.0;
+  for (int run = 0; run < 3; ++run) {
+    const double s = timed_run(threads, iters);
+    const double flops = double(threads) * double(iters) * kChains * kFlopsPerFma;
+    best = std::max(best, flops / s * 1e-9);
+  }
+  return best;
+}
+
+}  // namespace krea2
