@@ -121,7 +121,9 @@ TEST(FixtureBf16, WeightsKeptInStoredDtype) {
   for (const auto& p : model.parameters()) {
     const bool matrix = p.shape.size() == 2 && p.name.find("table") == std::string::npos &&
                         p.name.find("projector") == std::string::npos;
-    if (matrix) EXPECT_EQ(p.dtype, DType::BF16) << p.name;
+    if (matrix) {
+      EXPECT_EQ(p.dtype, DType::BF16) << p.name;
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -210,6 +211,11 @@ std::vector<ConfigCase> config_cases() {
   };
 }
 
+// gtest prints parameters of failing tests: the name says it all.
+void PrintTo(const ConfigCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 // The named entry of config_cases().
 ConfigCase config_named(const std::string& name) {
   for (const ConfigCase& c : config_cases())
@@ -281,6 +287,10 @@ std::vector<InputCase> input_cases() {
       input("arbitrary_positions_nomask", 1, 3, 2, 3, {}, Positions::kArbitrary),
       long_sequence_case(),
   };
+}
+
+void PrintTo(const InputCase& c, std::ostream* os) {
+  *os << c.name;
 }
 
 Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f) {

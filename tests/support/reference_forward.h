@@ -18,13 +18,11 @@ namespace krea2::test {
 //  - float64 everywhere except where upstream's float32 rounding moves the result measurably: the timestep
 //    embedding rounds f_i, 1000 t and the angles to float32, and the rotary cos/sin are rounded to float32.
 //  - Padded text rows are kept: the full (B, L) text is computed, and the mask only removes keys (-inf
-//  scores) in
-//    the refiner blocks and the main blocks (never in the layerwise blocks).
+//    scores) in the refiner blocks and the main blocks (never in the layerwise blocks).
 //  - A query row whose keys are ALL masked (a sample whose text mask is all zeros, in the refiner blocks)
-//  gets an
-//    attention output of 0. Upstream would produce NaN there (softmax over an all -inf row); we define 0 so
-//    the row stays finite. Such rows are padded text rows, which are never attended to in the main blocks, so
-//    the choice cannot reach any image output.
+//    gets an attention output of 0. Upstream would produce NaN there (softmax over an all -inf row); we
+//    define 0 so the row stays finite. Such rows are padded text rows, which are never attended to in the
+//    main blocks, so the choice cannot reach any image output.
 //
 // If `trace` is given it receives the stage outputs under the fixture trace names and shapes: time_embed
 // (B,1,H), time_mod_proj (B,1,6H), text_fusion (B,L,Dt), txt_in (B,L,H), img_in (B,N,H), rotary_emb.cos/.sin
