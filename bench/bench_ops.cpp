@@ -7,7 +7,9 @@
 //
 // Times are wall clock (UseRealTime: the ops are multithreaded). FLOPS counters count 2 per multiply-add
 // (linear: 2 M out in; attention: 4 S^2 head_dim heads); element-wise ops report bytes/s read + written.
-// The big cases take seconds per iteration, so each runs for MinTime 0.5 s (at least one iteration).
+// Each case runs for --benchmark_min_time (default 0.5 s, at least one iteration): the big linears take
+// seconds, so they get one iteration; on a busy machine add --benchmark_min_time=3 or
+// --benchmark_repetitions=3.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,7 +30,6 @@ namespace krea2 {
 namespace {
 
 constexpr int64_t kHidden = 6144, kKvHidden = 1536, kFfn = 16384, kHeads = 48, kKvHeads = 12, kHeadDim = 128;
-constexpr double kMinTime = 0.5;
 
 // Uniform [-1, 1] (splitmix64 of the index), filled in parallel: the weights are up to 400 MB.
 std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
@@ -175,7 +176,6 @@ void register_all() {
                                  "x" + std::to_string(in) + "/M:" + std::to_string(m);
         benchmark::RegisterBenchmark(name.c_str(), BM_Linear, m, out, in, dtype)
             ->UseRealTime()
-            ->MinTime(kMinTime)
             ->Unit(benchmark::kMillisecond);
       }
     }
@@ -185,7 +185,6 @@ void register_all() {
       ->Arg(1088)
       ->Arg(4608)
       ->UseRealTime()
-      ->MinTime(kMinTime)
       ->Unit(benchmark::kMillisecond);
   struct Elementwise {
     const char* name;
@@ -199,7 +198,6 @@ void register_all() {
         ->Arg(1088)
         ->Arg(4608)
         ->UseRealTime()
-        ->MinTime(kMinTime)
         ->Unit(benchmark::kMicrosecond);
 }
 

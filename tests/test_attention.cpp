@@ -56,17 +56,15 @@ Outcome run(const Problem& p) {
   attention_reference(q, ld, k, ld, v, ld, o.ref.data() + o.col0, o.ldo, p.shape, p.segments, mask);
 
   // Error model (u = 2^-24; the fast kernel accumulates in float, the reference in double):
-  //  * a score is a float dot product of head_dim terms, scaled by 1/sqrt(head_dim). Rounding errors of the
-  //  terms
-  //    add up like a random walk: |d score| ~ u * sqrt(head_dim) * (typical sum of |q_d k_d|) /
-  //    sqrt(head_dim)
-  //    <= u * |q| |k| (Cauchy-Schwarz). A score error e changes its probability by a factor (1 + e), so the
-  //    output (a convex combination of v rows) moves by <= ~e * max|v|. The polynomial exp2 (<= 1.4 u) and
-  //    the folding of the scale into q (2 u) are of the same order and covered by the constant below.
-  //  * the sums over L keys of p * v and of p, in float: ~ u * sqrt(L) * max|v| (random walk again).
-  // So |fast - ref| <~ u * max|v| * (max|q| * max|k| + sqrt(L) + 1). The constant 2 allows for the maximum
-  // over up to ~10^6 outputs of such random-walk errors (~4-5 standard deviations). Observed errors sit ~10x
-  // below.
+  //  * a score is a float dot product of head_dim terms, scaled by 1/sqrt(head_dim); its rounding errors add
+  //    up like a random walk, |d score| ~ u * sqrt(head_dim) * sum_d |q_d k_d| / sqrt(head_dim) <= u |q| |k|
+  //    (Cauchy-Schwarz). A score error e scales that key's probability by (1 + e), so the output (a convex
+  //    combination of v rows) moves by <= ~e * max|v|. The exp2 polynomial (<= 1.4 u) and folding the scale
+  //    into q (~2 u) are of the same order and covered by the constant below.
+  //  * the float sums over L keys of p * v and of p: ~ u * sqrt(L) * max|v| (random walk again).
+  // So |fast - ref| <~ u * max|v| * (max|q| max|k| + sqrt(L) + 1), with a factor 2 for the maximum over up to
+  // ~10^6 outputs. Observed errors are 1-3 float ulps of the outputs, 15-100x below this bound; real bugs
+  // (a wrong kv head, a missed rescale, a mask slip) give errors of 1e-3 and more.
   double max_q = 0, max_k = 0, max_v = 0;
   for (int64_t r = 0; r < p.rows; ++r) {
     for (int h = 0; h < p.shape.num_heads; ++h) {
@@ -134,7 +132,7 @@ Problem make(int heads, int kv_heads, int head_dim, std::vector<Segment> segment
   return p;
 }
 
-// Lengths around the tile sizes (48 queries, 96 keys) plus tiny ones; a gap row at 0 and between segments.
+// Lengths around the tile sizes (48 queries, 96 keys) plus tiny ones; gap rows (0 and 5) outside segments.
 std::vector<Segment> mixed_segments() {
   return {{1, 1}, {2, 3}, {6, 48}, {54, 49}, {103, 97}, {201, 130}, {332, 12}};
 }
@@ -167,7 +165,7 @@ TEST(Attention, GroupedQueryUnevenBlocks) {
 }
 
 TEST(Attention, GroupedQueryLargeGroup) {
-  // 10 query heads per kv head: blocks of 4, 3, 3.
+  // 10 query heads per kv head: blocks of 4, 4 and 2.
   Problem p = make(10, 1, 16, {{0, 100}, {100, 20}});
   run_and_check(p);
 }
@@ -178,9 +176,17 @@ TEST(Attention, EqualHeads) {
 }
 
 TEST(Attention, PeakySoftmax) {
-  // Scores with a std of ~4 -- nearly one-hot rows, where the running max moves a lot between key tiles.
+  // Scores with a std of ~3 -- peaked rows, where the running max moves a lot between key tiles.
   Problem p = make(4, 2, 64, mixed_segments(), 345);
   p.qk_scale = 3.0f;
+  run_and_check(p);
+}
+
+TEST(Attention, ExtremeScores) {
+  // Score std ~50, differences of a few hundred: exp underflows (the kernel's exp2 clamps at 2^-126) and the
+  // running max jumps by far more than the float exponent range between key tiles.
+  Problem p = make(2, 1, 32, {{0, 300}, {300, 10}});
+  p.qk_scale = 12.0f;
   run_and_check(p);
 }
 
@@ -262,6 +268,25 @@ TEST(Attention, NoSegmentsWritesNothing) {
   for (const Problem& q : {p, empty}) {
     const Outcome o = run(q);
     for (float x : o.fast) ASSERT_EQ(x, kSentinel);
+  }
+}
+
+TEST(Attention, ExactlySizedBuffers) {
+  // Unpadded q / k / v / out (row stride == width) ending at the last segment row: any read or write past a
+  // row's head_dim tail would leave the allocations (caught under AddressSanitizer).
+  for (int hd : {5, 20, 64}) {
+    const AttentionShape shape{3, 1, hd};
+    const std::vector<Segment> segments = {{0, 7}, {7, 100}};
+    const int64_t rows = 107, qw = 3 * hd;
+    const std::vector<float> q = test::random_floats(size_t(rows * qw), 1);
+    const std::vector<float> k = test::random_floats(size_t(rows * hd), 2);
+    const std::vector<float> v = test::random_floats(size_t(rows * hd), 3);
+    std::vector<float> out(size_t(rows * qw)), ref(size_t(rows * qw));
+    attention(q.data(), qw, k.data(), hd, v.data(), hd, out.data(), qw, shape, segments);
+    attention_reference(q.data(), qw, k.data(), hd, v.data(), hd, ref.data(), qw, shape, segments);
+    // run()'s error model, 2u (max|q| max|k| + sqrt(L) + 1) with |q|, |k| <= ~6 (head dim 64, entries in
+    // (-1, 1)) and L = 100: 2^-23 * 47 = 5.6e-6.
+    EXPECT_LE(test::max_abs_diff(out.data(), ref.data(), out.size()), 5.6e-6) << "head dim " << hd;
   }
 }
 

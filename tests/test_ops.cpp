@@ -96,7 +96,8 @@ struct WeightKind {
   size_t offset;
   const char* name;
 };
-// F32 at an aligned address takes sgemm directly; misaligned F32, BF16 and F16 take the widen-a-panel path.
+// F32 at an aligned address takes sgemm directly; misaligned F32, BF16 and F16 take the packed GEMM (or, under a
+// PanelGuard, the widen-a-panel-then-sgemm path).
 const WeightKind kWeightKinds[] = {
     {DType::F32, 0, "F32"},
     {DType::F32, 2, "F32 misaligned"},
@@ -174,16 +175,21 @@ void check_linear(const WeightKind& kind, int64_t M, int64_t K, int64_t N, bool 
   }
 }
 
-// Restores the default panel size however the test exits.
+// Selects the widen-a-panel-then-sgemm path with a given panel size; restores both however the test exits.
 class PanelGuard {
  public:
-  explicit PanelGuard(int64_t elements) : saved_(linear_panel_elements()) {
+  explicit PanelGuard(int64_t elements) : saved_(linear_panel_elements()), saved_path_(compressed_path()) {
     set_linear_panel_elements(elements);
+    set_compressed_path(CompressedPath::kWidenThenSgemm);
   }
-  ~PanelGuard() { set_linear_panel_elements(saved_); }
+  ~PanelGuard() {
+    set_linear_panel_elements(saved_);
+    set_compressed_path(saved_path_);
+  }
 
  private:
   int64_t saved_;
+  CompressedPath saved_path_;
 };
 
 TEST(Linear, WeightAtDecodesEveryDtype) {

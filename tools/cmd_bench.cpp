@@ -78,7 +78,7 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
   timestep         2 (E*H + H*H + H*6H)                       final   2 N H C
   attention alone  4 S^2 head_dim heads  (QK^T 2 S^2 hd per head, PV the same)
 GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
-12 independent chains of 256-bit FMAs (16 FLOPs each) for ~0.2 s, best of 3.
+12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16
@@ -217,7 +217,8 @@ void print_table(std::vector<StageRow> rows, double total, double total_flops) {
 }
 
 // The summary fields shared by both modes.
-nlohmann::json summary(const std::vector<double>& times, double flops, double peak, int warmup, double load) {
+nlohmann::json summary(const std::vector<double>& times, double flops, double peak, int warmup, double load,
+                       bool quiet) {
   const double med = median(times);
   const double gflops = med > 0 ? flops * 1e-9 / med : 0.0;
   nlohmann::json j;
@@ -234,6 +235,14 @@ nlohmann::json summary(const std::vector<double>& times, double flops, double pe
   j["percent_of_peak"] = peak > 0 ? 100.0 * gflops / peak : 0.0;
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["load_average_1m"] = load;
+  // After the run the 1-min average includes this run's own threads (it moves slowly, ~63% per minute), so
+  // only a value clearly above `threads` points at other processes.
+  double after = 0.0;
+  if (getloadavg(&after, 1) != 1) after = 0.0;
+  j["load_average_1m_after"] = after;
+  if (after > omp_get_max_threads() + 1.0 && !quiet)
+    std::fprintf(stderr, "note: the 1-min load average rose to %.2f: other processes ran during the bench\n",
+                 after);
   return j;
 }
 
@@ -243,9 +252,10 @@ void print_summary(const nlohmann::json& j) {
   std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
               j["peak_gflops"].get<double>(), j["threads"].get<int>());
-  std::printf("       peak RSS %s; 1-min load average %.2f before the run\n",
-              human_bytes(double(j["peak_rss_bytes"].get<int64_t>())).c_str(),
-              j["load_average_1m"].get<double>());
+  std::printf("       peak RSS %s\n", human_bytes(double(j["peak_rss_bytes"].get<int64_t>())).c_str());
+  std::printf("       1-min load average %.2f before the run, %.2f after (this run adds up to %d)\n",
+              j["load_average_1m"].get<double>(), j["load_average_1m_after"].get<double>(),
+              j["threads"].get<int>());
 }
 
 Config bench_config(const Args& args) {
@@ -376,7 +386,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const FlopCount f = forward_flops(c, B, N, L);
   const std::vector<StageRow> rows = stage_rows(median_stages(text_times), median_stages(main_times),
                                                 median(encode_s), median(predict_s), f);
-  nlohmann::json j = summary(total_s, f.total(), peak, warmup, load);
+  nlohmann::json j = summary(total_s, f.total(), peak, warmup, load, args.has("--quiet"));
   j["mode"] = "forward";
   j["config"] = nlohmann::json::parse(c.to_json_text());
   j["batch"] = B;
@@ -397,14 +407,12 @@ int bench_forward(const Args& args, Progress& progress, double load) {
     return 0;
   }
   std::printf("krea2 bench: forward on random weights\n");
-  std::printf(
-      "  model    hidden %lld (%d heads x %d, %d kv), ffn %d, %d blocks; text %d x %d taps (%d heads, %d "
-      "kv), "
-      "ffn %d, %d + %d blocks\n",
-      (long long)c.hidden(), c.num_attention_heads, c.attention_head_dim, c.num_key_value_heads,
-      c.intermediate_size, c.num_layers, c.text_hidden_dim, c.num_text_layers, c.text_num_attention_heads,
-      c.text_num_key_value_heads, c.text_intermediate_size, c.num_layerwise_text_blocks,
-      c.num_refiner_text_blocks);
+  std::printf("  model    hidden %lld (%d heads x %d, %d kv heads), ffn %d, %d blocks\n",
+              (long long)c.hidden(), c.num_attention_heads, c.attention_head_dim, c.num_key_value_heads,
+              c.intermediate_size, c.num_layers);
+  std::printf("  text     %d x %d taps (%d heads, %d kv heads), ffn %d, %d layerwise + %d refiner blocks\n",
+              c.text_hidden_dim, c.num_text_layers, c.text_num_attention_heads, c.text_num_key_value_heads,
+              c.text_intermediate_size, c.num_layerwise_text_blocks, c.num_refiner_text_blocks);
   std::printf("  inputs   batch %lld, image tokens %lld (%lld x %lld), text tokens %lld\n", (long long)B,
               (long long)N, (long long)gh, (long long)gw, (long long)L);
   std::printf("  weights  %s, %s (generated in %.1f s)\n", std::string(dtype_name(dtype)).c_str(),
@@ -451,7 +459,7 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   if (!std::isfinite(out[0])) throw Error("attention produced a non-finite value");
   const int64_t extra = std::max<int64_t>(0, peak_rss_bytes() - rss_before);
 
-  nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load);
+  nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load, args.has("--quiet"));
   j["mode"] = "attention";
   j["seq"] = S;
   j["heads"] = heads;

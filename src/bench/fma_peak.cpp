@@ -68,16 +68,18 @@ double timed_run(int threads, int64_t iters) {
 
 double measure_fma_peak_gflops(int threads) {
   threads = std::max(threads, 1);
-  // Calibrate to ~0.2 s per run (also wakes the threads and lets the clock ramp up).
+  // Calibrate to ~0.1 s per run (also wakes the threads and lets the clock ramp up).
   int64_t iters = 1 << 20;
   double t = timed_run(threads, iters);
   while (t < 0.02) {
     iters *= 4;
     t = timed_run(threads, iters);
   }
-  iters = std::max<int64_t>(1, int64_t(double(iters) * 0.2 / t));
+  iters = std::max<int64_t>(1, int64_t(double(iters) * 0.1 / t));
   double best = 0.0;
-  for (int run = 0; run < 3; ++run) {
+  // Many short runs, best kept: a run that another process interrupts only loses itself, and the slowest
+  // thread of a run sets its time, so one busy core would otherwise halve the result.
+  for (int run = 0; run < 10; ++run) {
     const double s = timed_run(threads, iters);
     const double flops = double(threads) * double(iters) * kChains * kFlopsPerFma;
     best = std::max(best, flops / s * 1e-9);

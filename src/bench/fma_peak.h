@@ -4,9 +4,9 @@
 namespace krea2 {
 
 // GFLOP/s of `threads` OpenMP threads each issuing 256-bit FMAs (8 lanes x 2 FLOPs = 16 FLOPs per
-// instruction) on independent accumulator chains, for about 0.2 s; the best of a few runs. This is what a
-// perfect float32 GEMM could reach on these cores (no memory traffic), e.g. ~94 GFLOP/s per Zen 3 core at 2.9
-// GHz.
+// instruction) on independent accumulator chains: 10 runs of ~0.1 s, the best kept (~1.2 s in all). This is
+// what a perfect float32 GEMM could reach on these cores (no memory traffic), e.g. ~90 GFLOP/s per Zen 3
+// core at 2.8 GHz.
 double measure_fma_peak_gflops(int threads);
 
 }  // namespace krea2

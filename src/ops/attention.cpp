@@ -1,18 +1,18 @@
 // Tiled attention with an online softmax (flash-attention style), AVX2 + FMA, OpenMP over work items.
 //
-// Layout choice: instead of transposing K, each work item transposes its (small) query tile once into
-// Q^T (head_dim x queries, pre-scaled by log2(e)/sqrt(head_dim)). Then
-//   scores^T (keys x queries) = K_tile (keys x head_dim) * Q^T        -- A = K rows (broadcast), B = Q^T rows
-//   O (queries x head_dim)   += P (queries x keys) * V_tile           -- A = P (broadcast from scores^T), B =
-//   V rows
-// are both the same register-blocked shape C(6 x 16) += A(6 x K) * B(K x 16) with 12 ymm accumulators, and
-// neither needs a copy of K or V. The query tile is reused over the whole segment, so its transpose is
-// amortised, and no per-segment K panel (or barrier between building and using one) is needed -- which keeps
-// the per-segment overhead small for thousands of tiny segments.
+// Layout: instead of transposing K, each work item transposes its (small) query tile once into Q^T
+// (head_dim x queries, pre-scaled by log2(e)/sqrt(head_dim)). Then both products,
+//   scores^T (keys x queries) = K_tile (keys x head_dim) * Q^T   (A = K rows, broadcast; B = Q^T rows)
+//   O (queries x head_dim)   += P (queries x keys) * V_tile      (A = P, broadcast from scores^T; B = V rows)
+// run on the same register-blocked shape C(6 x 16) += A(6 x K) * B(K x 16) with 12 ymm accumulators. The
+// query tile is reused over the whole segment, so its transpose is amortised, and there is no per-segment K
+// panel (nor a barrier between building and using one), which keeps the per-segment cost small for thousands
+// of tiny segments. The current V tile (and K tile, when several heads share it) is copied into a small
+// contiguous buffer; see pack_values for why.
 //
 // Scores^T has queries in the vector lanes, so the online softmax is purely vertical: running max, running
-// sum and the rescale factor are per-lane vectors, no horizontal reductions. Scores are in log2 units (the
-// scale is folded into Q^T), so probabilities are exp2(s - max), computed with a polynomial on AVX2.
+// sum and rescale factor are per-lane vectors, no horizontal reductions. Scores are in log2 units (the scale
+// is folded into Q^T), so probabilities are exp2(s - max), from a polynomial on AVX2.
 #include "ops/attention.h"
 
 #include <immintrin.h>
@@ -37,14 +37,8 @@ namespace {
 // group and sweeps the segment's keys in tiles of kKeyTile. Per head: Q^T 128 x 48 floats (24 KiB) and the
 // output accumulator 48 x 128 (24 KiB); the score tile is 96 x 48 (18 KiB). Everything stays in L2, and the
 // operands of each microkernel sweep (one Q^T column block, one V column block, the score tile) in L1.
-#ifndef KQT
-#define KQT 48
-#endif
-#ifndef KKT
-#define KKT 96
-#endif
-constexpr int kQueryTile = KQT;  // multiple of 8 (lanes of Q^T) -- also of 6 so the PV loop has no row tail
-constexpr int kKeyTile = KKT;
+constexpr int kQueryTile = 48;  // multiple of 8 (lanes of Q^T) -- also of 6 so the PV loop has no row tail
+constexpr int kKeyTile = 96;
 constexpr int kMaxHeadsPerItem = 4;
 constexpr int kMr = 6;  // microkernel rows: 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 registers
 
@@ -112,11 +106,10 @@ void qk_kernel(const float* k, int64_t ldk, const float* qt, int ldqt, int hd, f
 
 // o[i * ldo + n] = alpha[i] * o[i * ldo + n] + sum_r p[r * ldp + i] * v[r * ldv + n] for i < MR, n < 8 * NV.
 // The online-softmax rescale of the accumulator is fused into its load; on the first key tile (alpha == null)
-// the accumulator starts at 0 instead, so it never needs clearing. With kMask the last vector of each V row
-// is read through `mask` (head_dim tail: never read past the caller's row).
-template <int MR, int NV, bool kMask>
-void pv_kernel(const float* p, int ldp, int nk, const float* v, int64_t ldv, __m256i mask, const float* alpha,
-               float* o, int ldo) {
+// the accumulator starts at 0 instead, so it never needs clearing. v is a packed V block (see pack_values).
+template <int MR, int NV>
+void pv_kernel(const float* p, int ldp, int nk, const float* v, int ldv, const float* alpha, float* o,
+               int ldo) {
   __m256 acc[MR][NV];
   if (alpha) {
     unroll<MR>([&](auto i) {
@@ -127,11 +120,8 @@ void pv_kernel(const float* p, int ldp, int nk, const float* v, int64_t ldv, __m
     unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm256_setzero_ps(); }); });
   }
   for (int r = 0; r < nk; ++r) {
-    const float* vr = v + r * ldv;
     __m256 b[NV];
-    unroll<NV>([&](auto j) {
-      b[j] = (kMask && j == NV - 1) ? _mm256_maskload_ps(vr + 8 * j, mask) : _mm256_loadu_ps(vr + 8 * j);
-    });
+    unroll<NV>([&](auto j) { b[j] = _mm256_loadu_ps(v + r * ldv + 8 * j); });
     const float* pr = p + int64_t(r) * ldp;
     unroll<MR>([&](auto i) {
       const __m256 a = _mm256_broadcast_ss(pr + i);
@@ -141,27 +131,44 @@ void pv_kernel(const float* p, int ldp, int nk, const float* v, int64_t ldv, __m
   unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { _mm256_storeu_ps(o + i * ldo + 8 * j, acc[i][j]); }); });
 }
 
+// Copies a V tile (nk rows of hd values, row stride ldv) into column blocks of 16 (the last one 8 wide when
+// ldo % 16 == 8), each block nk x width contiguous at dst + n0 * nk, zero-padded from hd to ldo. Read in
+// place, the V rows of a column block sit at the caller's row stride -- for the main blocks 6 KiB, a multiple
+// of the L1 set stride -- so the 96 rows of a block fell into 2 of the 64 L1 sets and were refetched from L2
+// for every query block. Packed, a block is 6 KiB of consecutive lines. Also removes every head_dim tail from
+// the kernel.
+void pack_values(const float* v, int64_t ldv, int nk, int hd, int ldo, float* dst) {
+  for (int n0 = 0; n0 < ldo; n0 += 16) {
+    const int w = std::min(16, ldo - n0);
+    float* blk = dst + int64_t(n0) * nk;
+    if (n0 + w <= hd) {
+      for (int r = 0; r < nk; ++r) {
+        const float* src = v + r * ldv + n0;
+        _mm256_storeu_ps(blk + r * w, _mm256_loadu_ps(src));
+        if (w == 16) _mm256_storeu_ps(blk + r * w + 8, _mm256_loadu_ps(src + 8));
+      }
+    } else {
+      for (int r = 0; r < nk; ++r)
+        for (int c = 0; c < w; ++c) blk[r * w + c] = n0 + c < hd ? v[r * ldv + n0 + c] : 0.0f;
+    }
+  }
+}
+
 using QkFn = void (*)(const float*, int64_t, const float*, int, int, float*, int);
-using PvFn = void (*)(const float*, int, int, const float*, int64_t, __m256i, const float*, float*, int);
+using PvFn = void (*)(const float*, int, int, const float*, int, const float*, float*, int);
 
 template <int NV>
 constexpr QkFn kQkKernels[kMr + 1] = {nullptr,          qk_kernel<1, NV>, qk_kernel<2, NV>, qk_kernel<3, NV>,
                                       qk_kernel<4, NV>, qk_kernel<5, NV>, qk_kernel<6, NV>};
-template <int NV, bool kMask>
-constexpr PvFn kPvKernels[kMr + 1] = {nullptr,
-                                      pv_kernel<1, NV, kMask>,
-                                      pv_kernel<2, NV, kMask>,
-                                      pv_kernel<3, NV, kMask>,
-                                      pv_kernel<4, NV, kMask>,
-                                      pv_kernel<5, NV, kMask>,
-                                      pv_kernel<6, NV, kMask>};
+template <int NV>
+constexpr PvFn kPvKernels[kMr + 1] = {nullptr,          pv_kernel<1, NV>, pv_kernel<2, NV>, pv_kernel<3, NV>,
+                                      pv_kernel<4, NV>, pv_kernel<5, NV>, pv_kernel<6, NV>};
 
 QkFn qk_fn(int mr, int nv) {
   return nv == 2 ? kQkKernels<2>[mr] : kQkKernels<1>[mr];
 }
-PvFn pv_fn(int mr, int nv, bool mask) {
-  if (nv == 2) return mask ? kPvKernels<2, true>[mr] : kPvKernels<2, false>[mr];
-  return mask ? kPvKernels<1, true>[mr] : kPvKernels<1, false>[mr];
+PvFn pv_fn(int mr, int nv) {
+  return nv == 2 ? kPvKernels<2>[mr] : kPvKernels<1>[mr];
 }
 
 // One online-softmax step on a tile of scores^T (nk key rows x ncols query lanes, log2 units): replaces the
@@ -223,15 +230,15 @@ struct AlignedFree {
 };
 
 // Per-thread scratch: Q^T, the output accumulator and the softmax state for up to kMaxHeadsPerItem heads,
-// plus one score tile. Sized once per call from the head dim; O(tile) memory, independent of the segment
-// length.
+// plus one score tile and the packed K and V tiles. O(tile) memory (~0.3 MiB at head_dim 128), independent
+// of the segment length.
 struct Scratch {
   explicit Scratch(int hd) {
     ldo = round_up8(hd);
     qt_stride = int64_t(hd) * kQueryTile;
     o_stride = int64_t(kQueryTile) * ldo;
-    const int64_t total =
-        kMaxHeadsPerItem * (qt_stride + o_stride + 3 * kQueryTile) + int64_t(kKeyTile) * kQueryTile;
+    const int64_t total = kMaxHeadsPerItem * (qt_stride + o_stride + 3 * kQueryTile) +
+                          int64_t(kKeyTile) * (kQueryTile + ldo + hd);
     const size_t bytes = (size_t(total) * sizeof(float) + 63) & ~size_t(63);
     mem.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
     if (!mem) throw Error("attention: out of memory for scratch");
@@ -241,12 +248,16 @@ struct Scratch {
     m = p, p += kMaxHeadsPerItem * kQueryTile;
     l = p, p += kMaxHeadsPerItem * kQueryTile;
     alpha = p, p += kMaxHeadsPerItem * kQueryTile;
-    st = p;
+    st = p, p += kKeyTile * kQueryTile;
+    vpack = p, p += int64_t(kKeyTile) * ldo;
+    kpack = p;
   }
   std::unique_ptr<float, AlignedFree> mem;
   int ldo = 0;
   int64_t qt_stride = 0, o_stride = 0;
   float *qt = nullptr, *o = nullptr, *m = nullptr, *l = nullptr, *alpha = nullptr, *st = nullptr;
+  float* vpack = nullptr;  // the current V tile, packed
+  float* kpack = nullptr;
   uint8_t valid[kKeyTile];
 };
 
@@ -329,10 +340,20 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       if (count == 0) continue;  // nothing to attend to here; skipping keeps the running max finite
       masked = count < nk;
     }
+    int packed_kvh = -1;  // kv head whose V tile is in s.vpack (heads of a block share it)
     for (int t = 0; t < nh; ++t) {
       const int kvh = (h0 + t) / a.group;
+      // K tile: read in place by a single head; packed (contiguous rows) when several heads share it, which
+      // measured ~3 % faster at the main-block shape (K rows 6 KiB apart span many pages and L1 sets).
       const float* kp = a.k + (base + k0) * a.ldk + int64_t(kvh) * hd;
-      const float* vp = a.v + (base + k0) * a.ldv + int64_t(kvh) * hd;
+      int64_t ldk = a.ldk;
+      if (nh > 1) {
+        if (kvh != packed_kvh)
+          for (int r = 0; r < nk; ++r)
+            std::memcpy(s.kpack + r * hd, kp + r * a.ldk, sizeof(float) * size_t(hd));
+        kp = s.kpack;
+        ldk = hd;
+      }
       const float* qt = s.qt + t * s.qt_stride;
       // scores^T = K_tile * Q^T.
       for (int r0 = 0; r0 < nk; r0 += kMr) {
@@ -340,9 +361,9 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
         for (int c0 = 0; c0 < ldqt; c0 += 16) {
           const int nv = ldqt - c0 >= 16 ? 2 : 1;
           if (mr == kMr && nv == 2)
-            qk_kernel<kMr, 2>(kp + r0 * a.ldk, a.ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
+            qk_kernel<kMr, 2>(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
           else
-            qk_fn(mr, nv)(kp + r0 * a.ldk, a.ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
+            qk_fn(mr, nv)(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
         }
       }
       float* m = s.m + t * kQueryTile;
@@ -354,18 +375,21 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       else
         softmax_tile<false>(s.st, ldqt, nk, ldqt, nullptr, m, l, alpha);
       // O = alpha * O + P * V_tile; V column blocks outermost so each stays in L1 across the query blocks.
+      if (kvh != packed_kvh) {
+        pack_values(a.v + (base + k0) * a.ldv + int64_t(kvh) * hd, a.ldv, nk, hd, ldo, s.vpack);
+        packed_kvh = kvh;
+      }
       float* o = s.o + t * s.o_stride;
       for (int n0 = 0; n0 < ldo; n0 += 16) {
-        const int nv = ldo - n0 >= 16 ? 2 : 1;
-        const bool tail = n0 + 8 * nv > hd;
+        const int w = std::min(16, ldo - n0);
+        const float* vb = s.vpack + int64_t(n0) * nk;
         for (int i0 = 0; i0 < mq; i0 += kMr) {
           const int mr = std::min(kMr, mq - i0);
-          if (mr == kMr && nv == 2 && !tail)
-            pv_kernel<kMr, 2, false>(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask,
-                                     rescale ? rescale + i0 : nullptr, o + i0 * ldo + n0, ldo);
+          const float* al = rescale ? rescale + i0 : nullptr;
+          if (mr == kMr && w == 16)
+            pv_kernel<kMr, 2>(s.st + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
           else
-            pv_fn(mr, nv, tail)(s.st + i0, ldqt, nk, vp + n0, a.ldv, tail_mask,
-                                rescale ? rescale + i0 : nullptr, o + i0 * ldo + n0, ldo);
+            pv_fn(mr, w / 8)(s.st + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
         }
       }
     }
@@ -387,25 +411,6 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       for (; d + 8 <= hd; d += 8) _mm256_storeu_ps(orow + d, _mm256_mul_ps(_mm256_loadu_ps(oi + d), inv));
       if (d < hd) _mm256_maskstore_ps(orow + d, tail_mask, _mm256_mul_ps(_mm256_loadu_ps(oi + d), inv));
     }
-  }
-}
-
-// Software prefetch of everything head h reads and writes for queries [q0, q0 + mq) of a short segment. Tiny
-// segments touch each row as a few 512-byte pieces at a stride of the full row width, a pattern the hardware
-// prefetchers do not follow; without this the many-tiny-segments case ran at memory latency, not bandwidth.
-void prefetch_head(const Args& a, int64_t base, int64_t len, int64_t q0, int mq, int h) {
-  const auto lines = [&](const float* p, bool write) {
-    for (int d = 0; d < a.hd; d += 16) __builtin_prefetch(p + d, write ? 1 : 0, 3);
-    __builtin_prefetch(p + a.hd - 1, write ? 1 : 0, 3);
-  };
-  const int64_t qc = int64_t(h) * a.hd, kc = int64_t(h / a.group) * a.hd;
-  for (int i = 0; i < mq; ++i) {
-    lines(a.q + (base + q0 + i) * a.ldq + qc, false);
-    lines(a.out + (base + q0 + i) * a.ldout + qc, true);
-  }
-  for (int64_t r = 0; r < len; ++r) {
-    lines(a.k + (base + r) * a.ldk + kc, false);
-    lines(a.v + (base + r) * a.ldv + kc, false);
   }
 }
 
@@ -433,8 +438,8 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
                const uint8_t* key_valid) {
   validate(shape, segments);
   const int group = shape.num_heads / shape.num_kv_heads;
-  // Head blocks: the query heads of one kv head, split into balanced blocks of <= kMaxHeadsPerItem, so a
-  // block shares every K/V tile it loads.
+  // Head blocks: the query heads of one kv head, split into ceil(group / kMaxHeadsPerItem) blocks of equal
+  // size (the last may be smaller), so a block shares every K/V tile it loads.
   const int blocks_per_group = (group + kMaxHeadsPerItem - 1) / kMaxHeadsPerItem;
   const int block = (group + blocks_per_group - 1) / blocks_per_group;
 
@@ -458,9 +463,13 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
 
   const Args args{q, ldq, k, ldk, v, ldv, out, ldo, shape.head_dim, group, key_valid};
   const int64_t n_items = int64_t(items.size());
-#pragma omp parallel
+  // Scratch is allocated up front: an allocation failure must throw here, not inside the parallel region.
+  std::vector<Scratch> scratches;
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), n_items));
+  for (int i = 0; i < threads; ++i) scratches.emplace_back(shape.head_dim);
+#pragma omp parallel num_threads(threads)
   {
-    Scratch scratch(shape.head_dim);
+    Scratch& scratch = scratches[size_t(omp_get_thread_num())];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < n_items; ++it) {
       const Item& item = items[size_t(it)];
@@ -468,10 +477,8 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
       const int mq = int(std::min<int64_t>(kQueryTile, seg.length - item.q0));
       if (seg.length <= kKeyTile) {
         // One key tile: nothing to carry between tiles, so run each head on its own.
-        for (int h = item.h0; h < item.h1; ++h) {
-          if (h + 1 < item.h1) prefetch_head(args, seg.begin, seg.length, item.q0, mq, h + 1);
+        for (int h = item.h0; h < item.h1; ++h)
           run_heads(args, scratch, seg.begin, seg.length, item.q0, mq, h, h + 1);
-        }
       } else {
         run_heads(args, scratch, seg.begin, seg.length, item.q0, mq, item.h0, item.h1);
       }

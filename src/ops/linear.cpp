@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/gemm.h"
 #include "tensor/convert.h"
 
 namespace krea2 {
@@ -13,6 +14,7 @@ namespace krea2 {
 namespace {
 
 int64_t g_panel_elements = int64_t(32) << 20;
+CompressedPath g_compressed_path = CompressedPath::kPackWiden;
 
 // Below this many rows a product is bandwidth-bound on the weight: read it directly, never widen the whole matrix.
 constexpr int64_t kDirectMaxRows = 4;
@@ -54,6 +56,9 @@ void widen_rows_parallel(const WeightMatrix& w, int64_t row0, int64_t nrows, flo
 
 }  // namespace
 
+void set_compressed_path(CompressedPath path) { g_compressed_path = path; }
+CompressedPath compressed_path() { return g_compressed_path; }
+
 void set_linear_panel_elements(int64_t elements) { g_panel_elements = std::max<int64_t>(elements, 1); }
 int64_t linear_panel_elements() { return g_panel_elements; }
 
@@ -92,10 +97,15 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
     }
     beta = 1.0f;
   }
-  const auto m = blasint(M), k = blasint(w.cols);
   if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, blasint(w.rows), k, 1.0f, x, blasint(ldx),
+    const auto k = blasint(w.cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(w.rows), k, 1.0f, x, blasint(ldx),
                 static_cast<const float*>(w.data), k, beta, y, blasint(ldy));
+    return;
+  }
+  if (g_compressed_path == CompressedPath::kPackWiden) {
+    // Our GEMM widens BF16/F16 while packing: no float32 copy of the weight at all.
+    gemm_xwt(x, M, ldx, w, y, ldy, beta != 0.0f);
     return;
   }
   const int64_t panel_rows = std::clamp<int64_t>(g_panel_elements / w.cols, 1, w.rows);
@@ -103,8 +113,8 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
   for (int64_t row0 = 0; row0 < w.rows; row0 += panel_rows) {
     const int64_t nrows = std::min(panel_rows, w.rows - row0);
     widen_rows_parallel(w, row0, nrows, scratch.widened.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, blasint(nrows), k, 1.0f, x, blasint(ldx),
-                scratch.widened.data(), k, beta, y + row0, blasint(ldy));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(nrows), blasint(w.cols), 1.0f, x,
+                blasint(ldx), scratch.widened.data(), blasint(w.cols), beta, y + row0, blasint(ldy));
   }
 }
 

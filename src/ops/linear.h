@@ -1,6 +1,8 @@
 // Linear layers: y = x W^T (+ bias), W (out, in) row-major, stored F32 / BF16 / F16 (usually inside the mmap).
-// Large products go to OpenBLAS sgemm; compressed weights are widened to float32 a panel of output rows at a time
-// into a caller-owned scratch buffer. Few-row products (the timestep path) read the weight directly.
+// F32 products go to OpenBLAS sgemm, straight from the weight's memory. Compressed weights (BF16/F16) go to our
+// packed GEMM (ops/gemm.h), which widens them to float32 while packing, so no float32 copy of a weight exists
+// (the older path, widening a panel of rows into a scratch buffer and calling sgemm, stays selectable for
+// comparison). Few-row products (the timestep path) read the weight directly.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -21,7 +23,11 @@ struct LinearScratch {
   std::vector<float> widened;
 };
 
-// Largest number of weight elements widened at once (a panel of whole output rows). Default 32M floats (128 MiB).
+enum class CompressedPath { kPackWiden, kWidenThenSgemm };
+void set_compressed_path(CompressedPath path);
+CompressedPath compressed_path();
+
+// kWidenThenSgemm only: largest number of weight elements widened at once (a panel of whole output rows). Default 32M floats (128 MiB).
 void set_linear_panel_elements(int64_t elements);
 int64_t linear_panel_elements();
 

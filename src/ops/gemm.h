@@ -1,0 +1,30 @@
+// Our own single-precision GEMM for the linear layers: y = x W^T with W stored F32 / BF16 / F16.
+//
+// BLIS-style: a 6x16 register-blocked AVX2/FMA microkernel over packed operands. W^T is packed into KC x 16
+// micro-panels, widening BF16/F16 to float32 while packing, so compressed weights never need a full float32
+// copy and cost about the same as F32 ones. x is packed into KC x 6 micro-panels. Threads (OpenMP) split N
+// (each thread packs only its own part of W), or M as well when N is narrow.
+#pragma once
+#include <cstdint>
+
+#include "ops/linear.h"
+
+namespace krea2 {
+
+// y (M x N, row stride ldy) = x (M x K, row stride ldx) * W^T, with W = w (N x K, row-major; rows = N,
+// cols = K). If accumulate, y += x W^T instead. Uses up to omp_get_max_threads() threads when called outside
+// a parallel region, one thread inside one. Safe to call from several threads at once (per-thread buffers).
+void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, float* y, int64_t ldy,
+              bool accumulate);
+
+// Cache blocking, exposed for tuning and tests. mc is rounded up to a multiple of 6, nc to a multiple of 16;
+// all values must be positive. Not thread-safe against concurrent gemm_xwt calls.
+struct GemmBlocking {
+  int64_t mc = 0;  // rows of x packed at once (block of A kept in L2)
+  int64_t kc = 0;  // depth of one packed block (a 16-wide B micro-panel, kc * 64 bytes, sits in L1)
+  int64_t nc = 0;  // columns of W^T packed at once per thread (block of B kept in L2/L3)
+};
+GemmBlocking gemm_blocking();
+void set_gemm_blocking(const GemmBlocking& blocking);
+
+}  // namespace krea2
