@@ -53,6 +53,13 @@ BlockDims main_dims(const Config& c) {
   return d;
 }
 
+// Activation buffers live as long as the thread: a sampler's next step reuses them instead of page-faulting
+// hundreds of MB of fresh allocations at every call.
+Workspace& thread_workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
 class Timer {
  public:
   Timer(StageTimes* times, const char* stage) : times_(times), stage_(stage), start_(omp_get_wtime()) {}
@@ -152,7 +159,7 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
       std::memcpy(x.data() + r * nl * Dt,
                   encoder_hidden_states.ptr() + (s * L + ctx.token_index[size_t(r)]) * nl * Dt,
                   size_t(nl * Dt) * sizeof(float));
-  Workspace ws;
+  Workspace& ws = thread_workspace();
   ws.times = options.times;
   const BlockDims td = text_dims(c);
   std::vector<Segment> layer_segments(static_cast<size_t>(T));
@@ -213,7 +220,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   expect_shape(image_positions, {N, 3}, "position_ids (image rows)");
   check_finite(hidden_states, "hidden_states");
   check_finite(timestep, "timestep");
-  Workspace ws;
+  Workspace& ws = thread_workspace();
   ws.times = options.times;
 
   // Timestep path: temb (B, H) and the shared modulation temb_mod (B, 6H).
