@@ -62,9 +62,11 @@ TEST_P(FixtureCase, SampleMatchesUpstream) {
   }
 }
 
-TEST_P(FixtureCase, TraceMatchesUpstream) {
+class TracedFixtureCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TracedFixtureCase, TraceMatchesUpstream) {
   const std::string dir = fixture_dir(GetParam());
-  if (!std::filesystem::exists(dir + "/trace.safetensors")) GTEST_SKIP() << "no trace for this case";
+  ASSERT_TRUE(std::filesystem::exists(dir + "/trace.safetensors"));
   Model model = Model::load(dir);
   ForwardInputs in = read_inputs(dir + "/inputs.safetensors");
   std::map<std::string, Tensor> trace;
@@ -100,6 +102,31 @@ TEST_P(FixtureCase, CliForwardMatchesUpstream) {
 INSTANTIATE_TEST_SUITE_P(Upstream, FixtureCase,
                          ::testing::Values("tiny", "small_nomask", "small_masked_batch", "small_sharded_bf16",
                                            "small_lora"));
+// The cases that ship per-stage traces.
+INSTANTIATE_TEST_SUITE_P(Upstream, TracedFixtureCase, ::testing::Values("tiny", "small_masked_batch"));
+
+// position_ids may come as I64 (as torch builds them): same result, through the CLI.
+TEST(FixtureInputs, IntegerPositionIdsThroughCli) {
+  const std::string dir = fixture_dir("small_masked_batch");
+  SafetensorsFile original(dir + "/inputs.safetensors");
+  Tensor pos = to_float_tensor(*original.find("position_ids"));
+  std::vector<int64_t> ids(pos.data.begin(), pos.data.end());
+  std::vector<TensorToWrite> tensors;
+  for (const TensorView& t : original.tensors())
+    if (t.name != "position_ids") tensors.push_back({t.name, t.dtype, t.shape, t.data});
+  tensors.push_back({"position_ids", DType::I64, pos.shape, ids.data()});
+  test::TempDir tmp;
+  write_safetensors(tmp.file("inputs.safetensors"), tensors);
+  std::string log;
+  ASSERT_EQ(test::run_command(test::cli_path() + " forward --quiet --model " + dir + " --inputs " +
+                                  tmp.file("inputs.safetensors") + " --output " + tmp.file("out.safetensors"),
+                              &log),
+            0)
+      << log;
+  SafetensorsFile got(tmp.file("out.safetensors")), expected(dir + "/expected.safetensors");
+  expect_close(to_float_tensor(*got.find("sample")), *expected.find("sample"), read_tolerance("small_masked_batch"),
+               "I64 position ids");
+}
 
 // float32 math on bf16 weights vs diffusers' bf16-activation run: within the case's own bf16 tolerance.
 TEST(FixtureBf16, NearTorchBf16Activations) {
