@@ -102,16 +102,16 @@ Model Model::random(const Config& config, DType weight_dtype, uint64_t seed) {
     const int64_t n = w.rows * w.cols;
     // Uniform with variance 1/in: outputs keep the scale of the inputs.
     const float a = std::sqrt(3.0f / float(std::max<int64_t>(w.cols, 1)));
-    auto& arena = impl->arenas.emplace_back(size_t(n) * dtype_size(weight_dtype));
-    w.data = arena.data();
+    std::byte* arena = impl->new_arena(size_t(n) * dtype_size(weight_dtype));
+    w.data = arena;
     if (weight_dtype == DType::F32) {
-      auto* p = reinterpret_cast<float*>(arena.data());
+      auto* p = reinterpret_cast<float*>(arena);
       fill_uniform(n, a, stream, [p](int64_t i, float x) { p[i] = x; });
     } else if (weight_dtype == DType::BF16) {
-      auto* p = reinterpret_cast<uint16_t*>(arena.data());
+      auto* p = reinterpret_cast<uint16_t*>(arena);
       fill_uniform(n, a, stream, [p](int64_t i, float x) { p[i] = f32_to_bf16(x); });
     } else {
-      auto* p = reinterpret_cast<uint16_t*>(arena.data());
+      auto* p = reinterpret_cast<uint16_t*>(arena);
       fill_uniform(n, a, stream, [p](int64_t i, float x) { p[i] = f32_to_f16(x); });
     }
   });

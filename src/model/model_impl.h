@@ -13,7 +13,12 @@ struct ModelImpl {
   Config config;
   ModelWeights weights;
   std::unique_ptr<Checkpoint> checkpoint;         // the mmap'd files, when loaded from disk
-  std::vector<std::vector<std::byte>> arenas;     // owned weight bytes (random models, misaligned F32 copies)
+  // Owned weight bytes (random models, misaligned F32 copies). Left uninitialised on purpose: whoever fills a
+  // buffer touches its pages first (in parallel for random weights) instead of a single-threaded zero fill.
+  std::vector<std::unique_ptr<std::byte[]>> arenas;
+  std::byte* new_arena(size_t bytes) {
+    return arenas.emplace_back(std::make_unique_for_overwrite<std::byte[]>(bytes)).get();
+  }
 };
 
 }  // namespace krea2

@@ -73,8 +73,8 @@ void bind_all(ModelImpl& m, const LoadOptions& options) {
     w.data = t->data;
     // sgemm wants aligned float32; a misaligned F32 tensor (odd header padding) gets an aligned copy.
     if (t->dtype == DType::F32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) != 0) {
-      auto& arena = m.arenas.emplace_back(t->nbytes + 64);
-      auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena.data()) + 63) & ~uintptr_t(63));
+      std::byte* arena = m.new_arena(t->nbytes + 64);
+      auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena) + 63) & ~uintptr_t(63));
       std::copy(t->data, t->data + t->nbytes, dst);
       w.data = dst;
     }
