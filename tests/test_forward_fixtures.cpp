@@ -1,5 +1,5 @@
-// The whole forward against every upstream fixture: `sample` at the case.json tolerances, the per-stage traces
-// where present, the bf16-activation reference where present, and the same through the krea2 CLI.
+// The whole forward against every upstream fixture: `sample` at the case.json tolerances, the per-stage
+// traces where present, the bf16-activation reference where present, and the same through the krea2 CLI.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -36,7 +36,8 @@ ForwardInputs read_inputs(const std::string& path) {
   return in;
 }
 
-void expect_close(const Tensor& got, const TensorView& ref_view, const Tolerance& tol, const std::string& what) {
+void expect_close(const Tensor& got, const TensorView& ref_view, const Tolerance& tol,
+                  const std::string& what) {
   Tensor ref = to_float_tensor(ref_view);
   ASSERT_EQ(got.shape, ref.shape) << what;
   const size_t n = ref.data.size();
@@ -124,8 +125,8 @@ TEST(FixtureInputs, IntegerPositionIdsThroughCli) {
             0)
       << log;
   SafetensorsFile got(tmp.file("out.safetensors")), expected(dir + "/expected.safetensors");
-  expect_close(to_float_tensor(*got.find("sample")), *expected.find("sample"), read_tolerance("small_masked_batch"),
-               "I64 position ids");
+  expect_close(to_float_tensor(*got.find("sample")), *expected.find("sample"),
+               read_tolerance("small_masked_batch"), "I64 position ids");
 }
 
 // float32 math on bf16 weights vs diffusers' bf16-activation run: within the case's own bf16 tolerance.

@@ -96,8 +96,8 @@ struct WeightKind {
   size_t offset;
   const char* name;
 };
-// F32 at an aligned address takes sgemm directly; misaligned F32, BF16 and F16 take the packed GEMM (or, under a
-// PanelGuard, the widen-a-panel-then-sgemm path).
+// F32 at an aligned address takes sgemm directly; misaligned F32, BF16 and F16 take the packed GEMM (or,
+// under a PanelGuard, the widen-a-panel-then-sgemm path).
 const WeightKind kWeightKinds[] = {
     {DType::F32, 0, "F32"},
     {DType::F32, 2, "F32 misaligned"},

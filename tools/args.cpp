@@ -69,6 +69,8 @@ void set_threads(long long n) {
   omp_set_num_threads(int(n));
 }
 
-bool stderr_is_terminal() { return isatty(2) == 1; }
+bool stderr_is_terminal() {
+  return isatty(2) == 1;
+}
 
 }  // namespace krea2::cli

@@ -12,7 +12,8 @@ namespace krea2::cli {
 
 namespace {
 
-const char* kHelp = R"(Usage: krea2 forward --model DIR --inputs IN.safetensors --output OUT.safetensors [options]
+const char* kHelp =
+    R"(Usage: krea2 forward --model DIR --inputs IN.safetensors --output OUT.safetensors [options]
 
 Runs one Krea2Transformer2DModel forward, exactly as diffusers computes it, and writes the velocity.
 
@@ -77,15 +78,17 @@ int cmd_forward(int argc, char** argv) {
   ForwardOptions options;
   options.skip_padded_text = !args.has("--keep-padding") && !args.has("--trace");
   if (args.has("--trace")) options.trace = &trace;
-  options.progress = [&](const std::string& stage, int done, int total) { progress.update(stage, done, total); };
+  options.progress = [&](const std::string& stage, int done, int total) {
+    progress.update(stage, done, total);
+  };
   Tensor sample = model.forward(in, options);
   progress.finish();
 
   trace["sample"] = std::move(sample);
   write_safetensors(output_path, trace, {{"format", "pt"}});
   if (!args.has("--quiet"))
-    std::fprintf(stderr, "wrote %s (sample %s) in %.2fs\n", output_path.c_str(), shape_str(trace["sample"].shape).c_str(),
-                 progress.seconds());
+    std::fprintf(stderr, "wrote %s (sample %s) in %.2fs\n", output_path.c_str(),
+                 shape_str(trace["sample"].shape).c_str(), progress.seconds());
   return 0;
 }
 

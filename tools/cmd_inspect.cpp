@@ -50,7 +50,8 @@ int cmd_inspect(int argc, char** argv) {
   int64_t count = 0;
   for (const auto& p : params) count += p.numel();
   if (args.has("--json")) {
-    std::printf("{\"parameters\": %lld, \"config\": %s}\n", (long long)count, model.config().to_json_text().c_str());
+    std::printf("{\"parameters\": %lld, \"config\": %s}\n", (long long)count,
+                model.config().to_json_text().c_str());
     return 0;
   }
   std::printf("model: %s\nconfig:\n%s", path.c_str(), model.config().to_json_text().c_str());

@@ -1,5 +1,5 @@
-// The krea2 subcommands. Each takes the arguments after its name and returns the process exit code; errors are
-// thrown as krea2::Error and reported by main().
+// The krea2 subcommands. Each takes the arguments after its name and returns the process exit code; errors
+// are thrown as krea2::Error and reported by main().
 #pragma once
 
 namespace krea2::cli {

@@ -19,8 +19,8 @@ class Progress {
     std::string bar(size_t(filled), '#');
     bar.append(size_t(width - filled), '.');
     const double eta = done > 0 ? elapsed / done * (total - done) : 0.0;
-    std::fprintf(stderr, "\r%-8s [%s] %d/%d  %.1fs  ETA %.1fs   ", label.c_str(), bar.c_str(), done, total, elapsed,
-                 eta);
+    std::fprintf(stderr, "\r%-8s [%s] %d/%d  %.1fs  ETA %.1fs   ", label.c_str(), bar.c_str(), done, total,
+                 elapsed, eta);
     std::fflush(stderr);
     open_ = true;
   }

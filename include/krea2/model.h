@@ -32,11 +32,11 @@ struct StageTimes {
 };
 
 struct ForwardOptions {
-  // Drop padded text tokens from the sequence (exact: they sit at rotary position 0 in the pipeline and are never
-  // attended to). When false the full (B, L) text is kept and the mask is applied inside attention.
+  // Drop padded text tokens from the sequence (exact: they sit at rotary position 0 in the pipeline and are
+  // never attended to). When false the full (B, L) text is kept and the mask is applied inside attention.
   bool skip_padded_text = true;
-  // If set, stage outputs are stored under the fixture trace names (time_embed, time_mod_proj, text_fusion, txt_in,
-  // img_in, rotary_emb.cos/.sin, transformer_blocks.i, final_layer), with the fixture shapes.
+  // If set, stage outputs are stored under the fixture trace names (time_embed, time_mod_proj, text_fusion,
+  // txt_in, img_in, rotary_emb.cos/.sin, transformer_blocks.i, final_layer), with the fixture shapes.
   std::map<std::string, Tensor>* trace = nullptr;
   // If set, per-stage wall times are added here.
   StageTimes* times = nullptr;
@@ -44,7 +44,8 @@ struct ForwardOptions {
   std::function<void(const std::string& stage, int done, int total)> progress;
 };
 
-// The output of the text path (text fusion + txt_in): depends only on the text, so a sampler computes it once.
+// The output of the text path (text fusion + txt_in): depends only on the text, so a sampler computes it
+// once.
 struct TextContext {
   int64_t batch = 0;
   int64_t text_len = 0;              // L of the embeddings it came from
@@ -67,9 +68,11 @@ struct LoadOptions {
 class Model {
  public:
   // A diffusers folder (DIR/transformer/ or DIR with config.json + safetensors, sharded or not), or a single
-  // .safetensors file under the original Krea names (config.json beside it, else defaults). Weights stay mmap'd.
+  // .safetensors file under the original Krea names (config.json beside it, else defaults). Weights stay
+  // mmap'd.
   static Model load(const std::string& path, const LoadOptions& options = {});
-  // Random weights (deterministic for a seed), scaled so activations stay finite. weight_dtype: F32, BF16 or F16.
+  // Random weights (deterministic for a seed), scaled so activations stay finite. weight_dtype: F32, BF16 or
+  // F16.
   static Model random(const Config& config, DType weight_dtype, uint64_t seed);
 
   const Config& config() const;

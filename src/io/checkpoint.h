@@ -13,10 +13,11 @@ namespace krea2 {
 class Checkpoint {
  public:
   // `path` may be: a .safetensors file; a .safetensors.index.json file; a folder holding
-  // diffusion_pytorch_model.safetensors[.index.json] (or any single *.safetensors / one *.safetensors.index.json);
-  // a folder whose `transformer/` subfolder is such a folder. Throws krea2::Error with a clear message otherwise.
-  // For an index: every shard named in weight_map must exist and hold the tensors mapped to it; a tensor name
-  // appearing in two shards is an error; the index must be valid JSON with a "weight_map" object of strings.
+  // diffusion_pytorch_model.safetensors[.index.json] (or any single *.safetensors / one
+  // *.safetensors.index.json); a folder whose `transformer/` subfolder is such a folder. Throws krea2::Error
+  // with a clear message otherwise. For an index: every shard named in weight_map must exist and hold the
+  // tensors mapped to it; a tensor name appearing in two shards is an error; the index must be valid JSON
+  // with a "weight_map" object of strings.
   static Checkpoint open(const std::string& path);
 
   // Folder that holds the weights (where config.json is looked for).

@@ -1,6 +1,6 @@
 // safetensors: mmap'd reader with full header validation, and an atomic writer.
-// Format: u64 little-endian header length n, n bytes of JSON {name: {dtype, shape, data_offsets:[b,e]}, "__metadata__":
-// {str: str}}, then the data block; offsets are relative to the data block.
+// Format: u64 little-endian header length n, n bytes of JSON {name: {dtype, shape, data_offsets:[b,e]},
+// "__metadata__": {str: str}}, then the data block; offsets are relative to the data block.
 #pragma once
 #include <map>
 #include <memory>
@@ -17,9 +17,9 @@ inline constexpr size_t kMaxSafetensorsHeaderBytes = 100u << 20;
 
 class SafetensorsFile {
  public:
-  // Maps and validates: header size bounds, valid JSON object, every entry has a known dtype, non-negative shape,
-  // data_offsets [begin, end] with end - begin == numel * dtype_size, inside the data block, no two ranges
-  // overlapping. Throws krea2::Error naming the file (and tensor) on any violation.
+  // Maps and validates: header size bounds, valid JSON object, every entry has a known dtype, non-negative
+  // shape, data_offsets [begin, end] with end - begin == numel * dtype_size, inside the data block, no two
+  // ranges overlapping. Throws krea2::Error naming the file (and tensor) on any violation.
   explicit SafetensorsFile(const std::string& path);
 
   const std::string& path() const { return file_.path(); }

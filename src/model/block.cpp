@@ -33,13 +33,14 @@ std::vector<float> sample_modulation(const Modulation& mod, const std::vector<fl
   const int64_t samples = int64_t(mod.row_begin.size()) - 1;
   std::vector<float> m(size_t(samples * 6 * width));
   for (int64_t s = 0; s < samples; ++s)
-    for (int64_t i = 0; i < 6 * width; ++i) m[size_t(s * 6 * width + i)] = mod.temb_mod[s * 6 * width + i] + table[size_t(i)];
+    for (int64_t i = 0; i < 6 * width; ++i)
+      m[size_t(s * 6 * width + i)] = mod.temb_mod[s * 6 * width + i] + table[size_t(i)];
   return m;
 }
 
 // Pre-norm (+ modulation chunks `scale_chunk`, `scale_chunk + 1`) of x into out.
-void norm_in(const float* x, int64_t rows, int64_t width, const std::vector<float>& weight, float eps, float* out,
-             const Modulation* mod, const std::vector<float>& m, int scale_chunk) {
+void norm_in(const float* x, int64_t rows, int64_t width, const std::vector<float>& weight, float eps,
+             float* out, const Modulation* mod, const std::vector<float>& m, int scale_chunk) {
   if (!mod) {
     rms_norm(x, rows, width, width, weight.data(), eps, out, width);
     return;
@@ -61,15 +62,16 @@ void residual(float* x, const float* y, int64_t rows, int64_t width, const Modul
   }
   for (size_t s = 0; s + 1 < mod->row_begin.size(); ++s) {
     const int64_t r0 = mod->row_begin[s], r1 = mod->row_begin[s + 1];
-    gated_residual(x + r0 * width, width, y + r0 * width, width, m.data() + (s * 6 + gate_chunk) * width, r1 - r0,
-                   width);
+    gated_residual(x + r0 * width, width, y + r0 * width, width, m.data() + (s * 6 + gate_chunk) * width,
+                   r1 - r0, width);
   }
 }
 
 }  // namespace
 
-void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows, const std::vector<Segment>& segments,
-               const uint8_t* key_valid, const RopeTable* rope, const Modulation* mod, Workspace& ws) {
+void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows,
+               const std::vector<Segment>& segments, const uint8_t* key_valid, const RopeTable* rope,
+               const Modulation* mod, Workspace& ws) {
   if (rows == 0) return;
   const int64_t D = d.width, Dkv = d.kv_width, F = d.ff, hd = d.heads.head_dim;
   std::vector<float> m;

@@ -1,5 +1,6 @@
-// One transformer block (attention + SwiGLU with pre-norms and residuals), shared by the text fusion blocks and
-// the main [text, image] blocks; the main blocks add per-sample adaptive modulation and rotary embeddings.
+// One transformer block (attention + SwiGLU with pre-norms and residuals), shared by the text fusion blocks
+// and the main [text, image] blocks; the main blocks add per-sample adaptive modulation and rotary
+// embeddings.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -27,16 +28,19 @@ struct Workspace {
   StageTimes* times = nullptr;
 };
 
-// Per-sample modulation for the main blocks: sample s owns rows [row_begin[s], row_begin[s + 1]) and its vector
-// temb_mod + (6 * width) floats (prescale, preshift, pregate, postscale, postshift, postgate, each `width`).
+// Per-sample modulation for the main blocks: sample s owns rows [row_begin[s], row_begin[s + 1]) and its
+// vector temb_mod + (6 * width) floats (prescale, preshift, pregate, postscale, postshift, postgate, each
+// `width`).
 struct Modulation {
   const float* temb_mod = nullptr;  // (samples, 6 * width)
   std::vector<int64_t> row_begin;   // samples + 1 offsets
 };
 
-// x (rows, width) is updated in place. `segments` bound attention; key_valid (optional) masks keys; rope (optional)
-// rotates q and k after their norms (table rows = x rows); mod (optional) applies adaptive modulation and gates.
-void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows, const std::vector<Segment>& segments,
-               const uint8_t* key_valid, const RopeTable* rope, const Modulation* mod, Workspace& ws);
+// x (rows, width) is updated in place. `segments` bound attention; key_valid (optional) masks keys; rope
+// (optional) rotates q and k after their norms (table rows = x rows); mod (optional) applies adaptive
+// modulation and gates.
+void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows,
+               const std::vector<Segment>& segments, const uint8_t* key_valid, const RopeTable* rope,
+               const Modulation* mod, Workspace& ws);
 
 }  // namespace krea2

@@ -24,7 +24,8 @@ int read_int(const json& v, const std::string& source, const std::string& key) {
     return int(x);
   }
   // JSON writers sometimes emit 4.0 for an integer.
-  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 2e9)
+  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+      std::fabs(v.get<double>()) < 2e9)
     return int(v.get<double>());
   fail(source, key, "must be an integer, found " + v.dump());
 }
@@ -42,7 +43,8 @@ void require_positive(int v, const std::string& key) {
 
 void Config::validate() const {
   require_positive(in_channels, "in_channels");
-  if (num_layers < 0) throw Error("config key 'num_layers' must be >= 0, found " + std::to_string(num_layers));
+  if (num_layers < 0)
+    throw Error("config key 'num_layers' must be >= 0, found " + std::to_string(num_layers));
   require_positive(attention_head_dim, "attention_head_dim");
   require_positive(num_attention_heads, "num_attention_heads");
   require_positive(num_key_value_heads, "num_key_value_heads");
@@ -57,7 +59,8 @@ void Config::validate() const {
     throw Error("config key 'num_layerwise_text_blocks' must be >= 0, found " +
                 std::to_string(num_layerwise_text_blocks));
   if (num_refiner_text_blocks < 0)
-    throw Error("config key 'num_refiner_text_blocks' must be >= 0, found " + std::to_string(num_refiner_text_blocks));
+    throw Error("config key 'num_refiner_text_blocks' must be >= 0, found " +
+                std::to_string(num_refiner_text_blocks));
   if (timestep_embed_dim % 2 != 0)
     throw Error("config key 'timestep_embed_dim' must be even (cos and sin halves), found " +
                 std::to_string(timestep_embed_dim));
@@ -66,27 +69,27 @@ void Config::validate() const {
                 ") must be divisible by 'num_key_value_heads' (" + std::to_string(num_key_value_heads) + ")");
   if (text_hidden_dim % text_num_attention_heads != 0)
     throw Error("config key 'text_hidden_dim' (" + std::to_string(text_hidden_dim) +
-                ") must be divisible by 'text_num_attention_heads' (" + std::to_string(text_num_attention_heads) +
-                ")");
+                ") must be divisible by 'text_num_attention_heads' (" +
+                std::to_string(text_num_attention_heads) + ")");
   if (text_num_attention_heads % text_num_key_value_heads != 0)
     throw Error("config key 'text_num_attention_heads' (" + std::to_string(text_num_attention_heads) +
-                ") must be divisible by 'text_num_key_value_heads' (" + std::to_string(text_num_key_value_heads) +
-                ")");
+                ") must be divisible by 'text_num_key_value_heads' (" +
+                std::to_string(text_num_key_value_heads) + ")");
   if (axes_dims_rope.empty()) throw Error("config key 'axes_dims_rope' must not be empty");
   int sum = 0;
   for (size_t i = 0; i < axes_dims_rope.size(); ++i) {
     int d = axes_dims_rope[i];
     if (d < 0 || d % 2 != 0)
-      throw Error("config key 'axes_dims_rope' entry " + std::to_string(i) + " must be even and >= 0, found " +
-                  std::to_string(d));
+      throw Error("config key 'axes_dims_rope' entry " + std::to_string(i) +
+                  " must be even and >= 0, found " + std::to_string(d));
     sum += d;
   }
   if (axes_dims_rope.size() != 3)
     throw Error("config key 'axes_dims_rope' must have 3 entries (t, h, w), found " +
                 std::to_string(axes_dims_rope.size()));
   if (sum != attention_head_dim)
-    throw Error("config key 'axes_dims_rope' must sum to attention_head_dim (" + std::to_string(attention_head_dim) +
-                "), found sum " + std::to_string(sum));
+    throw Error("config key 'axes_dims_rope' must sum to attention_head_dim (" +
+                std::to_string(attention_head_dim) + "), found sum " + std::to_string(sum));
   if (!(rope_theta > 0) || !std::isfinite(rope_theta))
     throw Error("config key 'rope_theta' must be a positive number, found " + std::to_string(rope_theta));
   if (!(norm_eps > 0) || !std::isfinite(norm_eps))

@@ -92,7 +92,8 @@ std::vector<float> timestep_features(const Tensor& timestep, int dim) {
 }
 
 // (rows, in) -> (rows, out) through a LinearWeights.
-std::vector<float> apply_linear(const LinearWeights& l, const float* x, int64_t rows, LinearScratch& scratch) {
+std::vector<float> apply_linear(const LinearWeights& l, const float* x, int64_t rows,
+                                LinearScratch& scratch) {
   std::vector<float> y(size_t(rows * l.weight.rows));
   linear(x, rows, l.weight.cols, l.weight, l.bias.empty() ? nullptr : l.bias.data(), y.data(), l.weight.rows,
          scratch);
@@ -150,7 +151,8 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
   }
   const int64_t T = int64_t(ctx.token_index.size());
   std::vector<int64_t> sample_row0(size_t(B + 1), 0);
-  for (int64_t s = 0; s < B; ++s) sample_row0[size_t(s + 1)] = sample_row0[size_t(s)] + ctx.lengths[size_t(s)];
+  for (int64_t s = 0; s < B; ++s)
+    sample_row0[size_t(s + 1)] = sample_row0[size_t(s)] + ctx.lengths[size_t(s)];
 
   // Layerwise blocks: each token's nl tapped layers form one short sequence.
   std::vector<float> x(size_t(T * nl * Dt));
@@ -166,7 +168,8 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
   for (int64_t r = 0; r < T; ++r) layer_segments[size_t(r)] = {r * nl, nl};
   for (size_t i = 0; i < w.layerwise_blocks.size(); ++i) {
     run_block(w.layerwise_blocks[i], td, x.data(), T * nl, layer_segments, nullptr, nullptr, nullptr, ws);
-    if (options.progress) options.progress("text", int(i + 1), int(w.layerwise_blocks.size() + w.refiner_blocks.size()));
+    if (options.progress)
+      options.progress("text", int(i + 1), int(w.layerwise_blocks.size() + w.refiner_blocks.size()));
   }
 
   // Projector Linear(nl -> 1) over the layer axis.
@@ -242,7 +245,8 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   Modulation mod;
   mod.temb_mod = temb_mod.data();
   mod.row_begin.assign(size_t(B + 1), 0);
-  for (int64_t s = 0; s < B; ++s) mod.row_begin[size_t(s + 1)] = mod.row_begin[size_t(s)] + text.lengths[size_t(s)] + N;
+  for (int64_t s = 0; s < B; ++s)
+    mod.row_begin[size_t(s + 1)] = mod.row_begin[size_t(s)] + text.lengths[size_t(s)] + N;
   const int64_t R = mod.row_begin[size_t(B)];
   std::vector<float> x(size_t(R * H));
   std::vector<float> positions(size_t(R * 3));
@@ -254,14 +258,15 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
     for (int64_t s = 0; s < B; ++s) {
       const int64_t r0 = mod.row_begin[size_t(s)], Ls = text.lengths[size_t(s)];
       std::memcpy(x.data() + r0 * H, text.rows.ptr() + text_row * H, size_t(Ls * H) * sizeof(float));
-      std::memcpy(positions.data() + r0 * 3, text.positions.ptr() + text_row * 3, size_t(Ls * 3) * sizeof(float));
+      std::memcpy(positions.data() + r0 * 3, text.positions.ptr() + text_row * 3,
+                  size_t(Ls * 3) * sizeof(float));
       for (int64_t j = 0; j < Ls; ++j) {
         key_valid[size_t(r0 + j)] = text.key_valid[size_t(text_row + j)];
         any_invalid |= key_valid[size_t(r0 + j)] == 0;
       }
       std::memcpy(positions.data() + (r0 + Ls) * 3, image_positions.ptr(), size_t(N * 3) * sizeof(float));
-      linear(hidden_states.ptr() + s * N * C, N, C, w.img_in.weight, w.img_in.bias.data(), x.data() + (r0 + Ls) * H,
-             H, ws.scratch);
+      linear(hidden_states.ptr() + s * N * C, N, C, w.img_in.weight, w.img_in.bias.data(),
+             x.data() + (r0 + Ls) * H, H, ws.scratch);
       text_row += Ls;
     }
   }
@@ -279,7 +284,8 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
     segments.push_back({mod.row_begin[size_t(s)], mod.row_begin[size_t(s + 1)] - mod.row_begin[size_t(s)]});
   const BlockDims md = main_dims(c);
   for (size_t i = 0; i < w.blocks.size(); ++i) {
-    run_block(w.blocks[i], md, x.data(), R, segments, any_invalid ? key_valid.data() : nullptr, &rope, &mod, ws);
+    run_block(w.blocks[i], md, x.data(), R, segments, any_invalid ? key_valid.data() : nullptr, &rope, &mod,
+              ws);
     if (options.trace) {
       // (B, L + N, H) with text rows at their original token index.
       const int64_t L = text.text_len;
@@ -321,7 +327,8 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
 
 Tensor Model::forward(const ForwardInputs& in, const ForwardOptions& options) const {
   const Config& c = impl_->config;
-  expect_rank(in.encoder_hidden_states, 4, "encoder_hidden_states", "(B, L, num_text_layers, text_hidden_dim)");
+  expect_rank(in.encoder_hidden_states, 4, "encoder_hidden_states",
+              "(B, L, num_text_layers, text_hidden_dim)");
   expect_rank(in.hidden_states, 3, "hidden_states", "(B, N, in_channels)");
   const int64_t B = in.encoder_hidden_states.dim(0), L = in.encoder_hidden_states.dim(1);
   const int64_t N = in.hidden_states.dim(1);

@@ -1,10 +1,11 @@
 // Model: construction from random weights, parameter listing, saving, and TextContext helpers.
+#include "krea2/model.h"
+
 #include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "io/safetensors.h"
-#include "krea2/model.h"
 #include "model/model_impl.h"
 #include "tensor/convert.h"
 
@@ -12,7 +13,9 @@ namespace krea2 {
 
 Model::Model(std::shared_ptr<const ModelImpl> impl) : impl_(std::move(impl)) {}
 
-const Config& Model::config() const { return impl_->config; }
+const Config& Model::config() const {
+  return impl_->config;
+}
 
 std::vector<TensorView> Model::parameters() const {
   std::vector<TensorView> out;
@@ -63,7 +66,8 @@ void Model::save(const std::string& folder) const {
 
 namespace {
 
-// Fills n values uniform in [-a, a] from a counter-based generator (splitmix64), in parallel and reproducibly.
+// Fills n values uniform in [-a, a] from a counter-based generator (splitmix64), in parallel and
+// reproducibly.
 template <class Store>
 void fill_uniform(int64_t n, float a, uint64_t seed, Store store) {
 #pragma omp parallel for schedule(static)
@@ -82,7 +86,8 @@ void fill_uniform(int64_t n, float a, uint64_t seed, Store store) {
 Model Model::random(const Config& config, DType weight_dtype, uint64_t seed) {
   config.validate();
   if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16)
-    throw Error("random weights: dtype must be F32, BF16 or F16, found " + std::string(dtype_name(weight_dtype)));
+    throw Error("random weights: dtype must be F32, BF16 or F16, found " +
+                std::string(dtype_name(weight_dtype)));
   auto impl = std::make_shared<ModelImpl>();
   impl->config = config;
   uint64_t stream = seed * 0x2545f4914f6cdd1dull + 1;
@@ -119,7 +124,8 @@ Model Model::random(const Config& config, DType weight_dtype, uint64_t seed) {
 }
 
 TextContext TextContext::concat(const TextContext& a, const TextContext& b) {
-  if (a.batch && b.batch && a.rows.shape.size() == 2 && b.rows.shape.size() == 2 && a.rows.dim(1) != b.rows.dim(1))
+  if (a.batch && b.batch && a.rows.shape.size() == 2 && b.rows.shape.size() == 2 &&
+      a.rows.dim(1) != b.rows.dim(1))
     throw Error("TextContext::concat: hidden sizes differ");
   TextContext c;
   c.batch = a.batch + b.batch;
@@ -127,7 +133,8 @@ TextContext TextContext::concat(const TextContext& a, const TextContext& b) {
   c.lengths = a.lengths;
   c.lengths.insert(c.lengths.end(), b.lengths.begin(), b.lengths.end());
   const int64_t width = a.batch ? a.rows.dim(1) : b.rows.dim(1);
-  c.rows = Tensor({a.rows.numel() / std::max<int64_t>(width, 1) + b.rows.numel() / std::max<int64_t>(width, 1), width});
+  c.rows = Tensor(
+      {a.rows.numel() / std::max<int64_t>(width, 1) + b.rows.numel() / std::max<int64_t>(width, 1), width});
   std::copy(a.rows.data.begin(), a.rows.data.end(), c.rows.data.begin());
   std::copy(b.rows.data.begin(), b.rows.data.end(), c.rows.data.begin() + a.rows.numel());
   c.positions = Tensor({c.rows.dim(0), 3});

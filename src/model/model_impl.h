@@ -12,7 +12,7 @@ namespace krea2 {
 struct ModelImpl {
   Config config;
   ModelWeights weights;
-  std::unique_ptr<Checkpoint> checkpoint;         // the mmap'd files, when loaded from disk
+  std::unique_ptr<Checkpoint> checkpoint;  // the mmap'd files, when loaded from disk
   // Owned weight bytes (random models, misaligned F32 copies). Left uninitialised on purpose: whoever fills a
   // buffer touches its pages first (in parallel for random weights) instead of a single-threaded zero fill.
   std::vector<std::unique_ptr<std::byte[]>> arenas;

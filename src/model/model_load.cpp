@@ -1,4 +1,5 @@
-// Model::load: bind every parameter the config implies to a checkpoint tensor, checking names, shapes, dtypes.
+// Model::load: bind every parameter the config implies to a checkpoint tensor, checking names, shapes,
+// dtypes.
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -13,7 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool is_float_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 struct FormatGuess {
   CheckpointFormat format;
@@ -51,7 +54,8 @@ void bind_all(ModelImpl& m, const LoadOptions& options) {
     }
     used.insert(found_name);
     // The original format stores modulation tables flat: accept any shape with the right element count there.
-    const bool flat_ok = guess.format == CheckpointFormat::kKrea && slot.name.find("scale_shift_table") != std::string::npos;
+    const bool flat_ok =
+        guess.format == CheckpointFormat::kKrea && slot.name.find("scale_shift_table") != std::string::npos;
     if (t->shape != slot.shape && !(flat_ok && t->numel() == shape_numel(slot.shape))) {
       problems.push_back("tensor '" + found_name + "': expected shape " + shape_str(slot.shape) + ", found " +
                          shape_str(t->shape));
@@ -81,7 +85,8 @@ void bind_all(ModelImpl& m, const LoadOptions& options) {
   });
   std::vector<std::string> unexpected;
   for (const TensorView* t : ckpt.tensors())
-    if (!used.count(t->name) && !is_ignorable_extra(t->name, guess.format, guess.prefix)) unexpected.push_back(t->name);
+    if (!used.count(t->name) && !is_ignorable_extra(t->name, guess.format, guess.prefix))
+      unexpected.push_back(t->name);
   if (!unexpected.empty()) {
     std::ostringstream os;
     os << unexpected.size() << " unexpected tensor(s) not used by this config:";

@@ -7,8 +7,8 @@ namespace krea2 {
 
 namespace {
 
-// Ordered rewrites from the diffusers spelling to the original Krea one (SPEC.md, "Original Krea checkpoint names").
-// Each pair replaces the first occurrence of a fragment; order matters (e.g. to_out.0 before to_).
+// Ordered rewrites from the diffusers spelling to the original Krea one (SPEC.md, "Original Krea checkpoint
+// names"). Each pair replaces the first occurrence of a fragment; order matters (e.g. to_out.0 before to_).
 const std::pair<const char*, const char*> kKreaRewrites[] = {
     {"img_in.", "first."},
     {"time_embed.linear_1.", "tmlp.0."},
@@ -60,7 +60,8 @@ const char* format_probe_name(CheckpointFormat f) {
 std::vector<std::string> checkpoint_names(const std::string& diffusers_name, CheckpointFormat f,
                                           const std::string& prefix) {
   if (f == CheckpointFormat::kDiffusers) return {prefix + diffusers_name};
-  // The modulation tables are stored flat under ".mod.lin" / "last.modulation.lin" (with or without ".weight").
+  // The modulation tables are stored flat under ".mod.lin" / "last.modulation.lin" (with or without
+  // ".weight").
   if (diffusers_name == "final_layer.scale_shift_table")
     return {prefix + "last.modulation.lin", prefix + "last.modulation.lin.weight"};
   if (ends_with(diffusers_name, ".scale_shift_table")) {
@@ -73,7 +74,8 @@ std::vector<std::string> checkpoint_names(const std::string& diffusers_name, Che
 bool is_ignorable_extra(const std::string& checkpoint_name, CheckpointFormat f, const std::string& prefix) {
   if (f != CheckpointFormat::kKrea) return false;
   static const std::regex extra(R"(last\.(up|down)\.(weight|bias))");
-  return checkpoint_name.rfind(prefix, 0) == 0 && std::regex_match(checkpoint_name.substr(prefix.size()), extra);
+  return checkpoint_name.rfind(prefix, 0) == 0 &&
+         std::regex_match(checkpoint_name.substr(prefix.size()), extra);
 }
 
 }  // namespace krea2

@@ -15,7 +15,8 @@ std::vector<std::string> checkpoint_names(const std::string& diffusers_name, Che
                                           const std::string& prefix = "");
 
 // Tensors a format may carry that the model does not use (ComfyUI repacks add last.up / last.down).
-bool is_ignorable_extra(const std::string& checkpoint_name, CheckpointFormat f, const std::string& prefix = "");
+bool is_ignorable_extra(const std::string& checkpoint_name, CheckpointFormat f,
+                        const std::string& prefix = "");
 
 // The diffusers name of the first input layer in each format, used to detect the format and the prefix.
 const char* format_probe_name(CheckpointFormat f);

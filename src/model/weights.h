@@ -1,6 +1,6 @@
 // The model's parameters as a plain struct, and the one visitor that walks them (load, save, random init, and
-// later quantize / LoRA). Large matrices are WeightMatrix views (into the mmap or an owned arena); small vectors
-// (norm weights, biases, modulation tables, the projector) are float32 copies.
+// later quantize / LoRA). Large matrices are WeightMatrix views (into the mmap or an owned arena); small
+// vectors (norm weights, biases, modulation tables, the projector) are float32 copies.
 #pragma once
 #include <string>
 #include <vector>
@@ -46,7 +46,8 @@ struct ModelWeights {
   LinearWeights final_linear;
 };
 
-// One parameter as the visitor presents it: its diffusers name, the shape the config implies, and where it goes.
+// One parameter as the visitor presents it: its diffusers name, the shape the config implies, and where it
+// goes.
 struct ParamSlot {
   std::string name;
   Shape shape;
@@ -54,7 +55,8 @@ struct ParamSlot {
   std::vector<float>* vector = nullptr;  // set for everything else
 };
 
-// Calls f(ParamSlot&) for every parameter the config implies, in checkpoint order. Sizes the block vectors first.
+// Calls f(ParamSlot&) for every parameter the config implies, in checkpoint order. Sizes the block vectors
+// first.
 template <class F>
 void visit_weights(ModelWeights& w, const Config& c, F&& f) {
   const int64_t H = c.hidden(), Dt = c.text_hidden_dim;
@@ -94,19 +96,19 @@ void visit_weights(ModelWeights& w, const Config& c, F&& f) {
   w.layerwise_blocks.resize(size_t(c.num_layerwise_text_blocks));
   w.refiner_blocks.resize(size_t(c.num_refiner_text_blocks));
   for (size_t i = 0; i < w.layerwise_blocks.size(); ++i)
-    block("text_fusion.layerwise_blocks." + std::to_string(i) + ".", w.layerwise_blocks[i], Dt, c.text_kv_hidden(),
-          c.text_head_dim(), c.text_intermediate_size, false);
+    block("text_fusion.layerwise_blocks." + std::to_string(i) + ".", w.layerwise_blocks[i], Dt,
+          c.text_kv_hidden(), c.text_head_dim(), c.text_intermediate_size, false);
   for (size_t i = 0; i < w.refiner_blocks.size(); ++i)
-    block("text_fusion.refiner_blocks." + std::to_string(i) + ".", w.refiner_blocks[i], Dt, c.text_kv_hidden(),
-          c.text_head_dim(), c.text_intermediate_size, false);
+    block("text_fusion.refiner_blocks." + std::to_string(i) + ".", w.refiner_blocks[i], Dt,
+          c.text_kv_hidden(), c.text_head_dim(), c.text_intermediate_size, false);
   vector("text_fusion.projector.weight", {1, c.num_text_layers}, w.projector);
   vector("txt_in.norm.weight", {Dt}, w.txt_norm);
   linear("txt_in.linear_1", H, Dt, w.txt_linear_1, true);
   linear("txt_in.linear_2", H, H, w.txt_linear_2, true);
   w.blocks.resize(size_t(c.num_layers));
   for (size_t i = 0; i < w.blocks.size(); ++i)
-    block("transformer_blocks." + std::to_string(i) + ".", w.blocks[i], H, c.kv_hidden(), c.attention_head_dim,
-          c.intermediate_size, true);
+    block("transformer_blocks." + std::to_string(i) + ".", w.blocks[i], H, c.kv_hidden(),
+          c.attention_head_dim, c.intermediate_size, true);
   vector("final_layer.scale_shift_table", {2, H}, w.final_scale_shift_table);
   vector("final_layer.norm.weight", {H}, w.final_norm);
   linear("final_layer.linear", c.in_channels, H, w.final_linear, true);

@@ -13,8 +13,12 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
 }
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+float sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
 
 void gelu_tanh_inplace(float* x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
@@ -58,7 +62,11 @@ void gated_residual(float* x, int64_t ldx, const float* y, int64_t ldy, const fl
 double gelu_tanh_reference(double x) {
   return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
-double sigmoid_reference(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-double silu_reference(double x) { return x * sigmoid_reference(x); }
+double sigmoid_reference(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+double silu_reference(double x) {
+  return x * sigmoid_reference(x);
+}
 
 }  // namespace krea2

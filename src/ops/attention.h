@@ -1,5 +1,6 @@
-// Multi-head attention with grouped KV heads, computed in tiles with an online softmax: memory O(rows), never an
-// L x L matrix. Used for the main blocks (one segment per sample) and the text fusion blocks (many short segments).
+// Multi-head attention with grouped KV heads, computed in tiles with an online softmax: memory O(rows), never
+// an L x L matrix. Used for the main blocks (one segment per sample) and the text fusion blocks (many short
+// segments).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,15 +21,15 @@ struct Segment {
 
 // q: (rows, num_heads * head_dim), row stride ldq; k, v: (rows, num_kv_heads * head_dim), strides ldk, ldv;
 // out: (rows, num_heads * head_dim), stride ldo. Rows not covered by any segment are left untouched.
-// key_valid (optional, indexed by global row): keys with 0 are never attended to. A query whose segment holds no
-// valid key gets an all-zero output (never NaN). Scale is 1/sqrt(head_dim). Uses all OpenMP threads.
-void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, float* out,
-               int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
+// key_valid (optional, indexed by global row): keys with 0 are never attended to. A query whose segment holds
+// no valid key gets an all-zero output (never NaN). Scale is 1/sqrt(head_dim). Uses all OpenMP threads.
+void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
+               float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
                const uint8_t* key_valid = nullptr);
 
 // Plain scalar reference (double accumulation, full softmax per query row), for tests.
-void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
-                         float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
-                         const uint8_t* key_valid = nullptr);
+void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                         int64_t ldv, float* out, int64_t ldo, const AttentionShape& shape,
+                         const std::vector<Segment>& segments, const uint8_t* key_valid = nullptr);
 
 }  // namespace krea2

@@ -16,7 +16,8 @@ namespace {
 int64_t g_panel_elements = int64_t(32) << 20;
 CompressedPath g_compressed_path = CompressedPath::kPackWiden;
 
-// Below this many rows a product is bandwidth-bound on the weight: read it directly, never widen the whole matrix.
+// Below this many rows a product is bandwidth-bound on the weight: read it directly, never widen the whole
+// matrix.
 constexpr int64_t kDirectMaxRows = 4;
 
 const std::byte* row_ptr(const WeightMatrix& w, int64_t o) {
@@ -56,11 +57,19 @@ void widen_rows_parallel(const WeightMatrix& w, int64_t row0, int64_t nrows, flo
 
 }  // namespace
 
-void set_compressed_path(CompressedPath path) { g_compressed_path = path; }
-CompressedPath compressed_path() { return g_compressed_path; }
+void set_compressed_path(CompressedPath path) {
+  g_compressed_path = path;
+}
+CompressedPath compressed_path() {
+  return g_compressed_path;
+}
 
-void set_linear_panel_elements(int64_t elements) { g_panel_elements = std::max<int64_t>(elements, 1); }
-int64_t linear_panel_elements() { return g_panel_elements; }
+void set_linear_panel_elements(int64_t elements) {
+  g_panel_elements = std::max<int64_t>(elements, 1);
+}
+int64_t linear_panel_elements() {
+  return g_panel_elements;
+}
 
 float weight_at(const WeightMatrix& w, int64_t o, int64_t i) {
   float v;
@@ -68,8 +77,8 @@ float weight_at(const WeightMatrix& w, int64_t o, int64_t i) {
   return v;
 }
 
-void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y, int64_t ldy,
-            LinearScratch& scratch, bool accumulate) {
+void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
+            int64_t ldy, LinearScratch& scratch, bool accumulate) {
   if (M <= 0 || w.rows <= 0) return;
   if (w.cols == 0) {
     for (int64_t m = 0; m < M; ++m)
@@ -99,8 +108,8 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
   }
   if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     const auto k = blasint(w.cols);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(w.rows), k, 1.0f, x, blasint(ldx),
-                static_cast<const float*>(w.data), k, beta, y, blasint(ldy));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(w.rows), k, 1.0f, x,
+                blasint(ldx), static_cast<const float*>(w.data), k, beta, y, blasint(ldy));
     return;
   }
   if (g_compressed_path == CompressedPath::kPackWiden) {
@@ -118,8 +127,8 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
   }
 }
 
-void linear_reference(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
-                      int64_t ldy) {
+void linear_reference(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias,
+                      float* y, int64_t ldy) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t o = 0; o < w.rows; ++o) {
       double acc = bias ? bias[o] : 0.0;

@@ -14,7 +14,8 @@ void norm_row(const float* x, int64_t dim, const float* weight, float eps, float
   const float inv = 1.0f / std::sqrt(ss / float(dim) + eps);
   if (scale) {
 #pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) out[i] = (1.0f + scale[i]) * (x[i] * inv * (1.0f + weight[i])) + shift[i];
+    for (int64_t i = 0; i < dim; ++i)
+      out[i] = (1.0f + scale[i]) * (x[i] * inv * (1.0f + weight[i])) + shift[i];
   } else {
 #pragma omp simd
     for (int64_t i = 0; i < dim; ++i) out[i] = x[i] * inv * (1.0f + weight[i]);
@@ -23,8 +24,8 @@ void norm_row(const float* x, int64_t dim, const float* weight, float eps, float
 
 }  // namespace
 
-void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps, float* out,
-              int64_t ldo, const float* scale, const float* shift) {
+void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+              float* out, int64_t ldo, const float* scale, const float* shift) {
   // Small inputs (per-head q/k norms of a few rows) are not worth waking the thread team.
   if (rows * dim < 16384) {
     for (int64_t r = 0; r < rows; ++r) norm_row(x + r * ldx, dim, weight, eps, out + r * ldo, scale, shift);
@@ -34,8 +35,8 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const floa
   for (int64_t r = 0; r < rows; ++r) norm_row(x + r * ldx, dim, weight, eps, out + r * ldo, scale, shift);
 }
 
-void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
-                        float* out, int64_t ldo, const float* scale, const float* shift) {
+void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
+                        float eps, float* out, int64_t ldo, const float* scale, const float* shift) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     double ss = 0;

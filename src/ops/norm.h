@@ -7,11 +7,12 @@ namespace krea2 {
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * (1 + weight)   for rows r of width `dim` (strides ldx / ldo).
 // If scale/shift are given: out = (1 + scale) * out + shift (vectors of `dim`, the same for every row).
 // out may alias x.
-void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps, float* out,
-              int64_t ldo, const float* scale = nullptr, const float* shift = nullptr);
+void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+              float* out, int64_t ldo, const float* scale = nullptr, const float* shift = nullptr);
 
 // Scalar reference, double accumulation.
-void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
-                        float* out, int64_t ldo, const float* scale = nullptr, const float* shift = nullptr);
+void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
+                        float eps, float* out, int64_t ldo, const float* scale = nullptr,
+                        const float* shift = nullptr);
 
 }  // namespace krea2

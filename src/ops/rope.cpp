@@ -28,7 +28,8 @@ inline void rotate_head(float* x, const float* c, const float* s, int64_t half) 
 
 }  // namespace
 
-RopeTable make_rope_table(const float* positions, int64_t rows, const std::vector<int>& axes_dims, double theta) {
+RopeTable make_rope_table(const float* positions, int64_t rows, const std::vector<int>& axes_dims,
+                          double theta) {
   RopeTable t;
   t.rows = rows;
   for (int d : axes_dims) t.half += d / 2;
@@ -45,7 +46,8 @@ RopeTable make_rope_table(const float* positions, int64_t rows, const std::vecto
   return t;
 }
 
-void apply_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, const RopeTable& table, int64_t table_row0) {
+void apply_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, const RopeTable& table,
+                int64_t table_row0) {
   const int64_t half = table.half;
 #pragma omp parallel for schedule(static) if (rows * heads * half > 8192)
   for (int64_t r = 0; r < rows; ++r) {
@@ -67,7 +69,9 @@ void head_norm_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t 
       const float inv = 1.0f / std::sqrt(ss / float(head_dim) + eps);
 #pragma omp simd
       for (int64_t i = 0; i < head_dim; ++i) xh[i] = xh[i] * inv * (1.0f + weight[i]);
-      if (table) rotate_head(xh, table->cos.data() + r * table->half, table->sin.data() + r * table->half, table->half);
+      if (table)
+        rotate_head(xh, table->cos.data() + r * table->half, table->sin.data() + r * table->half,
+                    table->half);
     }
   }
 }

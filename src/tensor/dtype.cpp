@@ -15,8 +15,8 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
     {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 }  // namespace
@@ -82,7 +82,7 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   uint16_t sign = uint16_t((x >> 16) & 0x8000u);
   uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return sign | 0x7e00u;  // NaN
+  if (absx > 0x7f800000u) return sign | 0x7e00u;   // NaN
   if (absx >= 0x477ff000u) return sign | 0x7c00u;  // overflow (incl. inf) after rounding
   if (absx < 0x38800000u) {                        // subnormal or zero in f16: round(|f| * 2^24)
     float a;
@@ -93,7 +93,8 @@ uint16_t f32_to_f16(float f) {
   uint32_t exp = (absx >> 23) - 112;
   uint32_t h = (exp << 10) | (mant >> 13);
   uint32_t rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // round to nearest even (carry may bump exponent)
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+    ++h;  // round to nearest even (carry may bump exponent)
   return sign | uint16_t(h);
 }
 
@@ -118,11 +119,21 @@ Tensor to_float_tensor(const TensorView& v) {
       widen_to_f32(v.dtype, p, t.data.data(), n);
       break;
     }
-    case DType::I64: read(int64_t{}); break;
-    case DType::I32: read(int32_t{}); break;
-    case DType::I16: read(int16_t{}); break;
-    case DType::I8: read(int8_t{}); break;
-    case DType::U8: read(uint8_t{}); break;
+    case DType::I64:
+      read(int64_t{});
+      break;
+    case DType::I32:
+      read(int32_t{});
+      break;
+    case DType::I16:
+      read(int16_t{});
+      break;
+    case DType::I8:
+      read(int8_t{});
+      break;
+    case DType::U8:
+      read(uint8_t{});
+      break;
     case DType::BOOL:
       for (size_t i = 0; i < n; ++i) t.data[i] = uint8_t(p[i]) ? 1.0f : 0.0f;
       break;

@@ -11,8 +11,12 @@
 
 namespace krea2::test {
 
-std::string fixture_dir(const std::string& name) { return std::string(KREA2_FIXTURES_DIR) + "/" + name; }
-std::string cli_path() { return KREA2_CLI_PATH; }
+std::string fixture_dir(const std::string& name) {
+  return std::string(KREA2_FIXTURES_DIR) + "/" + name;
+}
+std::string cli_path() {
+  return KREA2_CLI_PATH;
+}
 
 double rel_l2(const float* got, const float* ref, size_t n) {
   double num = 0, den = 0;
