@@ -25,6 +25,7 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "tensor/convert.h"
+#include "tensor/random.h"
 
 namespace krea2 {
 namespace {
@@ -36,11 +37,7 @@ std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
   std::vector<float> v(static_cast<size_t>(n));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    uint64_t z = seed * 0xd1342543de82ef95ull + uint64_t(i) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    v[size_t(i)] = (float(z >> 40) * (2.0f / 16777216.0f) - 1.0f) * scale;
+    v[size_t(i)] = counter_uniform(counter_key(seed), uint64_t(i)) * scale;
   }
   return v;
 }

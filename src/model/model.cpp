@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "model/model_impl.h"
 #include "tensor/convert.h"
+#include "tensor/random.h"
 
 namespace krea2 {
 
@@ -66,18 +67,13 @@ void Model::save(const std::string& folder) const {
 
 namespace {
 
-// Fills n values uniform in [-a, a] from a counter-based generator (splitmix64), in parallel and
+// Fills n values uniform in [-a, a) from counter_uniform, in parallel and
 // reproducibly.
 template <class Store>
 void fill_uniform(int64_t n, float a, uint64_t seed, Store store) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    uint64_t z = seed + uint64_t(i) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    const float u = float(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
-    store(i, (2.0f * u - 1.0f) * a);
+    store(i, counter_uniform(seed, uint64_t(i)) * a);
   }
 }
 
