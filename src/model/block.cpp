@@ -9,20 +9,6 @@ namespace krea2 {
 
 namespace {
 
-// Times a region into ws.times[stage] when timing is on.
-class StageTimer {
- public:
-  StageTimer(Workspace& ws, const char* stage) : ws_(ws), stage_(stage), start_(omp_get_wtime()) {}
-  ~StageTimer() {
-    if (ws_.times) ws_.times->add(stage_, omp_get_wtime() - start_);
-  }
-
- private:
-  Workspace& ws_;
-  const char* stage_;
-  double start_;
-};
-
 float* sized(std::vector<float>& buf, int64_t n) {
   if (buf.size() < size_t(n)) buf.resize(size_t(n));
   return buf.data();
@@ -69,6 +55,13 @@ void residual(float* x, const float* y, int64_t rows, int64_t width, const Modul
 
 }  // namespace
 
+StageTimer::StageTimer(StageTimes* times, const char* stage)
+    : times_(times), stage_(stage), start_(omp_get_wtime()) {}
+
+StageTimer::~StageTimer() {
+  if (times_) times_->add(stage_, omp_get_wtime() - start_);
+}
+
 void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows,
                const std::vector<Segment>& segments, const uint8_t* key_valid, const RopeTable* rope,
                const Modulation* mod, Workspace& ws) {
@@ -86,35 +79,35 @@ void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows
 
   // Attention half: x = x + pregate * to_out(attn(q, k, v) * sigmoid(gate)).
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     norm_in(x, rows, D, w.norm1, d.eps, h, mod, m, 0);
   }
   {
-    StageTimer t(ws, "gemm");
+    StageTimer t(ws.times, "gemm");
     linear(h, rows, D, w.attn.to_q, nullptr, q, D, ws.scratch);
     linear(h, rows, D, w.attn.to_k, nullptr, k, Dkv, ws.scratch);
     linear(h, rows, D, w.attn.to_v, nullptr, v, Dkv, ws.scratch);
     linear(h, rows, D, w.attn.to_gate, nullptr, g, D, ws.scratch);
   }
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     head_norm_rope(q, rows, D, d.heads.num_heads, hd, w.attn.norm_q.data(), d.eps, rope);
     head_norm_rope(k, rows, Dkv, d.heads.num_kv_heads, hd, w.attn.norm_k.data(), d.eps, rope);
   }
   {
-    StageTimer t(ws, "attention");
+    StageTimer t(ws.times, "attention");
     attention(q, D, k, Dkv, v, Dkv, o, D, d.heads, segments, key_valid);
   }
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     sigmoid_gate_inplace(o, D, g, D, rows, D);
   }
   {
-    StageTimer t(ws, "gemm");
+    StageTimer t(ws.times, "gemm");
     linear(o, rows, D, w.attn.to_out, nullptr, h, D, ws.scratch);
   }
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     residual(x, h, rows, D, mod, m, 2);
     norm_in(x, rows, D, w.norm2, d.eps, h, mod, m, 3);
   }
@@ -123,20 +116,20 @@ void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows
   float* a = sized(ws.a, rows * F);
   float* u = sized(ws.u, rows * F);
   {
-    StageTimer t(ws, "gemm");
+    StageTimer t(ws.times, "gemm");
     linear(h, rows, D, w.ff.gate, nullptr, a, F, ws.scratch);
     linear(h, rows, D, w.ff.up, nullptr, u, F, ws.scratch);
   }
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     swiglu_inplace(a, F, u, F, rows, F);
   }
   {
-    StageTimer t(ws, "gemm");
+    StageTimer t(ws.times, "gemm");
     linear(a, rows, F, w.ff.down, nullptr, h, D, ws.scratch);
   }
   {
-    StageTimer t(ws, "norm_mod_rope");
+    StageTimer t(ws.times, "norm_mod_rope");
     residual(x, h, rows, D, mod, m, 5);
   }
 }

@@ -21,6 +21,20 @@ struct BlockDims {
   float eps = 1e-5f;
 };
 
+// Adds the wall time of its scope to times[stage] when times is set.
+class StageTimer {
+ public:
+  StageTimer(StageTimes* times, const char* stage);
+  ~StageTimer();
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+ private:
+  StageTimes* times_;
+  const char* stage_;
+  double start_;
+};
+
 // Buffers reused across blocks of one forward call (sized on first use, never shrunk).
 struct Workspace {
   std::vector<float> h, q, k, v, g, o, a, u;

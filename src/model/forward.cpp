@@ -60,19 +60,6 @@ Workspace& thread_workspace() {
   return ws;
 }
 
-class Timer {
- public:
-  Timer(StageTimes* times, const char* stage) : times_(times), stage_(stage), start_(omp_get_wtime()) {}
-  ~Timer() {
-    if (times_) times_->add(stage_, omp_get_wtime() - start_);
-  }
-
- private:
-  StageTimes* times_;
-  const char* stage_;
-  double start_;
-};
-
 // Sinusoidal embedding of 1000 t, cos half first; f_i, 1000 t and the angles rounded to float32 as upstream.
 std::vector<float> timestep_features(const Tensor& timestep, int dim) {
   const int half = dim / 2;
@@ -125,7 +112,7 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
                                const Tensor& text_positions, const ForwardOptions& options) const {
   const Config& c = impl_->config;
   const ModelWeights& w = impl_->weights;
-  Timer total(options.times, "text_fusion");
+  StageTimer total(options.times, "text_fusion");
   expect_rank(encoder_hidden_states, 4, "encoder_hidden_states", "(B, L, num_text_layers, text_hidden_dim)");
   const int64_t B = encoder_hidden_states.dim(0), L = encoder_hidden_states.dim(1);
   const int64_t nl = c.num_text_layers, Dt = c.text_hidden_dim, H = c.hidden();
@@ -229,7 +216,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   // Timestep path: temb (B, H) and the shared modulation temb_mod (B, 6H).
   std::vector<float> temb, temb_mod;
   {
-    Timer t(options.times, "timestep");
+    StageTimer t(options.times, "timestep");
     std::vector<float> e = timestep_features(timestep, c.timestep_embed_dim);
     std::vector<float> h1 = apply_linear(w.time_linear_1, e.data(), B, ws.scratch);
     gelu_tanh_inplace(h1.data(), int64_t(h1.size()));
@@ -253,7 +240,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   std::vector<uint8_t> key_valid(size_t(R), 1);
   bool any_invalid = false;
   {
-    Timer t(options.times, "gemm_embed");
+    StageTimer t(options.times, "gemm_embed");
     int64_t text_row = 0;
     for (int64_t s = 0; s < B; ++s) {
       const int64_t r0 = mod.row_begin[size_t(s)], Ls = text.lengths[size_t(s)];
@@ -307,7 +294,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   // Final layer on the image rows: (1 + temb + table[0]) * RMSNorm(x) + (temb + table[1]), then linear.
   Tensor out({B, N, C});
   {
-    Timer t(options.times, "final_layer");
+    StageTimer t(options.times, "final_layer");
     std::vector<float> h(size_t(B * N * H));
     std::vector<float> scale(static_cast<size_t>(H)), shift(static_cast<size_t>(H));
     for (int64_t s = 0; s < B; ++s) {
