@@ -156,29 +156,45 @@ TEST(Gemm, F16Grid) {
 // Tiny blocks: many NC / KC / MC blocks per call, each with edges, and the k tail of every block.
 TEST(Gemm, SmallBlocking) {
   const GemmBlocking saved = gemm_blocking();
-  set_gemm_blocking({12, 20, 32});
+  set_gemm_blocking({12, 20, 32, saved.pack_limit});
   for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
     check_case({37, 75, 131, dt, false, 1, 3}, 100);
     check_case({37, 75, 131, dt, true, 0, 0}, 101);
     check_case({6, 16, 41, dt, false, 0, 0}, 102);
   }
-  set_gemm_blocking({6, 1, 16});  // one k per block: the deepest summation tree
+  set_gemm_blocking({6, 1, 16, saved.pack_limit});  // one k per block: the deepest summation tree
   check_case({13, 33, 29, DType::F32, true, 2, 2}, 103);
   set_gemm_blocking(saved);
   EXPECT_EQ(gemm_blocking().kc, saved.kc);
 }
 
 TEST(Gemm, RejectsBadBlocking) {
-  EXPECT_THROW(set_gemm_blocking({0, 256, 1024}), std::invalid_argument);
+  EXPECT_THROW(set_gemm_blocking({0, 256, 1024, 1 << 20}), std::invalid_argument);
+  EXPECT_THROW(set_gemm_blocking({6, 256, 1024, 0}), std::invalid_argument);
 }
 
-// Shapes the thread grid splits differently: narrow N (split over M), wide N (split over N), both large.
-TEST(Gemm, ThreadSplits) {
+// Work sharing: one column chunk (N = 16), many chunks narrowing to a ragged last one (N = 1000, 333), and
+// large enough products to run on the whole team.
+TEST(Gemm, ColumnChunks) {
   for (DType dt : {DType::F32, DType::BF16}) {
     check_case({600, 16, 300, dt, false, 0, 0}, 200);
     check_case({24, 1000, 300, dt, true, 5, 1}, 201);
     check_case({250, 333, 600, dt, false, 0, 0}, 202);
   }
+}
+
+// A small pack limit splits x into row phases: uneven ones, one-panel ones, and a limit below one row.
+TEST(Gemm, RowPhases) {
+  const GemmBlocking saved = gemm_blocking();
+  for (int64_t limit : {int64_t(1), int64_t(6 * 300), int64_t(50 * 300), int64_t(137 * 300)}) {
+    SCOPED_TRACE("pack_limit=" + std::to_string(limit));
+    set_gemm_blocking({saved.mc, saved.kc, saved.nc, limit});
+    for (DType dt : {DType::F32, DType::BF16}) {
+      check_case({250, 333, 300, dt, false, 0, 0}, 400 + uint64_t(limit));
+      check_case({31, 70, 300, dt, true, 3, 2}, 500 + uint64_t(limit));
+    }
+  }
+  set_gemm_blocking(saved);
 }
 
 // Concurrent callers (each inside a parallel region runs single-threaded on its own thread_local buffers).

@@ -96,8 +96,8 @@ struct WeightKind {
   size_t offset;
   const char* name;
 };
-// F32 at an aligned address takes sgemm directly; misaligned F32, BF16 and F16 take the packed GEMM (or,
-// under a PanelGuard, the widen-a-panel-then-sgemm path).
+// Every kind takes the packed GEMM by default. Under a PanelGuard (OpenBLAS), aligned F32 goes to sgemm
+// directly and misaligned F32, BF16 and F16 are widened a panel at a time first.
 const WeightKind kWeightKinds[] = {
     {DType::F32, 0, "F32"},
     {DType::F32, 2, "F32 misaligned"},
@@ -175,21 +175,22 @@ void check_linear(const WeightKind& kind, int64_t M, int64_t K, int64_t N, bool 
   }
 }
 
-// Selects the widen-a-panel-then-sgemm path with a given panel size; restores both however the test exits.
+// Selects OpenBLAS (F32 direct, BF16/F16 widened a panel at a time) with a given panel size; restores both
+// however the test exits.
 class PanelGuard {
  public:
-  explicit PanelGuard(int64_t elements) : saved_(linear_panel_elements()), saved_path_(compressed_path()) {
+  explicit PanelGuard(int64_t elements) : saved_(linear_panel_elements()), saved_backend_(linear_backend()) {
     set_linear_panel_elements(elements);
-    set_compressed_path(CompressedPath::kWidenThenSgemm);
+    set_linear_backend(LinearBackend::kOpenBlas);
   }
   ~PanelGuard() {
     set_linear_panel_elements(saved_);
-    set_compressed_path(saved_path_);
+    set_linear_backend(saved_backend_);
   }
 
  private:
   int64_t saved_;
-  CompressedPath saved_path_;
+  LinearBackend saved_backend_;
 };
 
 TEST(Linear, WeightAtDecodesEveryDtype) {

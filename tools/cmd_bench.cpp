@@ -21,6 +21,7 @@
 #include "krea2/model.h"
 #include "model/weights.h"
 #include "ops/attention.h"
+#include "ops/linear.h"
 #include "progress.h"
 #include "tensor/random.h"
 
@@ -51,6 +52,8 @@ Forward options:
   --batch B             samples (default 1)
   --weights DTYPE       f32 | bf16 | f16 (default f32); activations are always float32
   --seed S              seed of the random weights and inputs (default 0)
+  --gemm BACKEND        packed (default: our GEMM, src/ops/gemm.cpp) | openblas (sgemm; bf16/f16 weights
+                        widened a panel at a time first), to compare the two
 
 Attention mode (--only attention): q (S, heads x head_dim), k, v (S, kv_heads x head_dim) uniform in [-1, 1],
 one segment of S rows, no mask. Also reports the attention's extra memory: peak RSS after the calls minus the
@@ -86,9 +89,9 @@ Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights b
 )";
 
 // Flags of each mode; the other mode's flags are rejected rather than silently ignored.
-const std::set<std::string> kForwardFlags = {"--config",       "--layers",       "--text-layerwise",
-                                             "--text-refiner", "--image-tokens", "--text-tokens",
-                                             "--batch",        "--weights",      "--seed"};
+const std::set<std::string> kForwardFlags = {
+    "--config",      "--layers", "--text-layerwise", "--text-refiner", "--image-tokens",
+    "--text-tokens", "--batch",  "--weights",        "--seed",         "--gemm"};
 const std::set<std::string> kAttentionFlags = {"--seq", "--heads", "--kv-heads", "--head-dim"};
 const std::set<std::string> kCommonFlags = {"--only", "--reps", "--warmup", "--threads", "--peak-gflops"};
 
@@ -329,6 +332,10 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
   const DType dtype = parse_weights(args.get("--weights", "f32"));
   const uint64_t seed = uint64_t(args.get_int("--seed", 0));
+  const std::string gemm = args.get("--gemm", "packed");
+  if (gemm != "packed" && gemm != "openblas")
+    throw Error("--gemm must be 'packed' or 'openblas', found '" + gemm + "'");
+  set_linear_backend(gemm == "packed" ? LinearBackend::kPackedGemm : LinearBackend::kOpenBlas);
 
   // Model::random fills every byte; refuse before the OOM killer does.
   const int64_t wbytes = weight_bytes(c, dtype);
@@ -391,6 +398,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   j["image_grid"] = {gh, gw};
   j["text_tokens"] = L;
   j["weights"] = std::string(dtype_name(dtype));
+  j["gemm"] = gemm;
   j["weight_bytes"] = wbytes;
   j["setup_s"] = setup_s;
   j["encode_text_median_s"] = median(encode_s);
@@ -412,8 +420,8 @@ int bench_forward(const Args& args, Progress& progress, double load) {
               c.text_intermediate_size, c.num_layerwise_text_blocks, c.num_refiner_text_blocks);
   std::printf("  inputs   batch %lld, image tokens %lld (%lld x %lld), text tokens %lld\n", (long long)B,
               (long long)N, (long long)gh, (long long)gw, (long long)L);
-  std::printf("  weights  %s, %s (generated in %.1f s)\n", std::string(dtype_name(dtype)).c_str(),
-              human_bytes(double(wbytes)).c_str(), setup_s);
+  std::printf("  weights  %s, %s (generated in %.1f s); gemm %s\n", std::string(dtype_name(dtype)).c_str(),
+              human_bytes(double(wbytes)).c_str(), setup_s, gemm.c_str());
   std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n\n",
               omp_get_max_threads(), reps, warmup);
   print_table(rows, median(total_s), f.total());

@@ -4,12 +4,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ops/simd.h"
 #include "tensor/convert.h"
@@ -22,12 +24,11 @@ namespace {
 constexpr int64_t kMR = 6;
 constexpr int64_t kNR = 16;
 
-// Defaults measured on the target (Zen 3 EPYC, 2 cores, 1088 x 6144 x 6144): the packed A block (MC x KC =
-// 144 KiB) sits in L2 and a B micro-panel (KC x 16 = 16 KiB) in L1. NC bounds the C block one pass over
-// K touches (M x NC per thread): at 1536 both threads' C blocks for M ~ 1000 stay in the shared L3, which was
-// ~2-3 % faster than NC = 3072 (C streamed from DRAM 24 times); smaller NC repacks x more often. KC 384 / 512
-// and MC 72 / 288 measured the same or slower.
-GemmBlocking g_blocking{144, 256, 1536};
+// Defaults measured on the target (Zen 4 EPYC under KVM, 2 cores, 32 KiB L1d and 1 MiB L2 per core, 1088 x
+// 6144 x 6144): the packed A block (MC x KC = 144 KiB) sits in L2 and a B micro-panel (KC x 16 = 16 KiB) in
+// L1. NC caps a thread's column chunk: a 256-wide packed B chunk (256 KiB) stays in L2 beside the A block.
+// KC 384 and MC 288 measured the same or slower.
+GemmBlocking g_blocking{144, 256, 256, int64_t(24) << 20};
 
 int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;
@@ -235,38 +236,90 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// One thread's share: y rows [m_begin, m_end) x columns [n_begin, n_end), over all of K.
+// Work sharing. x is packed once into a buffer all threads read; threads then take column chunks of W^T from
+// a shared counter, so a faster core simply takes more chunks (on a shared VM one core often runs 10-20 %
+// slower than the other for seconds at a time, and a static split waits for the slower one).
+
+// Packed x for `rows` rows and all of K: depth block b (columns [b * kc_max, ...)) starts at b * block_stride
+// and holds ceil(rows / 6) micro-panels of kc x 6; the gap after each block absorbs pack_a's overrun.
+struct PackedRows {
+  const float* data = nullptr;
+  int64_t rows = 0;
+  int64_t block_stride = 0;
+};
+
+int64_t block_stride(int64_t rows, int64_t kc_max) {
+  return round_up(rows, kMR) * kc_max + 16;
+}
+
+// Walks a 2-D byte region (`rows` rows of `row_bytes`, `stride` apart) one cache line at a time, issuing L2
+// prefetches a few lines per step, so data the next stage of a chunk needs arrives while the kernels run.
+class PrefetchWalk {
+ public:
+  PrefetchWalk(const void* base, int64_t rows, int64_t row_bytes, int64_t stride, int64_t steps)
+      : base_(static_cast<const char*>(base)), stride_(stride), rows_(rows) {
+    // Start at the line holding the first byte; a misaligned row spans one line more.
+    offset_ = int64_t(reinterpret_cast<uintptr_t>(base_) % 64);
+    row_lines_ = row_bytes > 0 ? (offset_ + row_bytes + 63) / 64 : 0;
+    per_step_ = (rows_ * row_lines_ + steps - 1) / std::max<int64_t>(steps, 1);
+  }
+  void step() {
+    for (int64_t n = 0; n < per_step_ && next_ < rows_ * row_lines_; ++n, ++next_) {
+      const int64_t r = next_ / row_lines_, l = next_ % row_lines_;
+      _mm_prefetch(base_ + r * stride_ - offset_ + l * 64, _MM_HINT_T1);
+    }
+  }
+
+ private:
+  const char* base_;
+  int64_t stride_, rows_, offset_ = 0, row_lines_ = 0, per_step_ = 0, next_ = 0;
+};
+
+// y[0.., n0..n0+nc) over all of K, for the packed rows; y points at the first packed row.
+//
+// While one block of packed x is in use, the next one (the next row block, or the first of the next depth
+// block) and, over a whole depth block, the next depth block's weight rows are prefetched into L2: a block of
+// packed x is otherwise read from memory by its first 16-column pass (~40 % slower kernels there), and the
+// weight's rows by pack_b.
 template <DType kType>
-void gemm_range(const float* x, int64_t ldx, const unsigned char* w, int64_t K, float* y, int64_t ldy,
-                bool accumulate, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end,
-                const GemmBlocking& blk) {
-  if (m_begin >= m_end || n_begin >= n_end) return;
-  const int64_t mc_max = std::min(blk.mc, round_up(m_end - m_begin, kMR));
+void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64_t n0, int64_t nc, float* y,
+                   int64_t ldy, bool accumulate, const GemmBlocking& blk, float* pb) {
+  constexpr int64_t es = kElemBytes<kType>;
   const int64_t kc_max = std::min(blk.kc, K);
-  const int64_t nc_max = std::min(blk.nc, round_up(n_end - n_begin, kNR));
-  float* pa = t_pack_a.get(mc_max * kc_max + 8);
-  float* pb = t_pack_b.get(nc_max * kc_max);
-  for (int64_t jc = n_begin; jc < n_end; jc += nc_max) {
-    const int64_t nc = std::min(nc_max, n_end - jc);
-    for (int64_t pc = 0; pc < K; pc += kc_max) {
-      const int64_t kc = std::min(kc_max, K - pc);
-      pack_b<kType>(w, K, jc, nc, pc, kc, pb);
-      const bool add = accumulate || pc > 0;
-      for (int64_t ic = m_begin; ic < m_end; ic += mc_max) {
-        const int64_t mc = std::min(mc_max, m_end - ic);
-        pack_a(x, ldx, ic, mc, pc, kc, pa);
-        for (int64_t jr = 0; jr < nc; jr += kNR) {
-          const int64_t cols = std::min(kNR, nc - jr);
-          const float* b = pb + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += kMR) {
-            const int64_t rows = std::min(kMR, mc - ir);
-            float* c = y + (ic + ir) * ldy + jc + jr;
-            const float* a = pa + ir * kc;
-            if (rows == kMR && cols == kNR) {
-              kernel_6x16(kc, a, b, c, ldy, add);
-            } else {
-              kernel_edge(kc, a, b, c, ldy, add, rows, cols);
-            }
+  const int64_t mc_max = std::min(blk.mc, round_up(a.rows, kMR));
+  const int64_t n_panels = (nc + kNR - 1) / kNR;
+  for (int64_t pc = 0, block = 0; pc < K; pc += kc_max, ++block) {
+    const int64_t kc = std::min(kc_max, K - pc);
+    pack_b<kType>(w, K, n0, nc, pc, kc, pb);
+    const bool add = accumulate || pc > 0;
+    const float* a_block = a.data + block * a.block_stride;
+    const int64_t next_pc = pc + kc;
+    const int64_t next_kc = std::min(kc_max, K - next_pc);
+    PrefetchWalk next_w(w + (n0 * K + next_pc) * es, next_pc < K ? nc : 0, next_kc * es, K * es,
+                        n_panels * ((a.rows + kMR - 1) / kMR));
+    for (int64_t ic = 0; ic < a.rows; ic += mc_max) {
+      const int64_t mc = std::min(mc_max, a.rows - ic);
+      // The packed x block used next: this depth block's next rows, else the next depth block's first rows.
+      const bool last_ic = ic + mc >= a.rows;
+      const float* next_a = last_ic ? a.data + (block + 1) * a.block_stride : a_block + (ic + mc) * kc;
+      const int64_t next_rows =
+          last_ic ? (next_pc < K ? std::min(mc_max, a.rows) : 0) : std::min(mc_max, a.rows - ic - mc);
+      const int64_t m_panels = (mc + kMR - 1) / kMR;
+      PrefetchWalk next_x(next_a, 1, round_up(next_rows, kMR) * (last_ic ? next_kc : kc) * 4, 0,
+                          n_panels * m_panels);
+      for (int64_t jr = 0; jr < nc; jr += kNR) {
+        const int64_t cols = std::min(kNR, nc - jr);
+        const float* b = pb + jr * kc;
+        for (int64_t ir = 0; ir < mc; ir += kMR) {
+          const int64_t rows = std::min(kMR, mc - ir);
+          float* c = y + (ic + ir) * ldy + n0 + jr;
+          const float* pa = a_block + (ic + ir) * kc;
+          next_x.step();
+          next_w.step();
+          if (rows == kMR && cols == kNR) {
+            kernel_6x16(kc, pa, b, c, ldy, add);
+          } else {
+            kernel_edge(kc, pa, b, c, ldy, add, rows, cols);
           }
         }
       }
@@ -274,9 +327,34 @@ void gemm_range(const float* x, int64_t ldx, const unsigned char* w, int64_t K, 
   }
 }
 
-// Splits `panels` panels as evenly as possible into `parts`; returns the first panel of part `i`.
-int64_t split_point(int64_t panels, int64_t parts, int64_t i) {
-  return panels * i / parts;
+void compute_chunk_any(DType dtype, const PackedRows& a, const unsigned char* w, int64_t K, int64_t n0,
+                       int64_t nc, float* y, int64_t ldy, bool accumulate, const GemmBlocking& blk,
+                       float* pb) {
+  switch (dtype) {
+    case DType::F32:
+      compute_chunk<DType::F32>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
+      break;
+    case DType::BF16:
+      compute_chunk<DType::BF16>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
+      break;
+    default:
+      compute_chunk<DType::F16>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
+      break;
+  }
+}
+
+// Column chunk starts: wide chunks first (fewer passes over the packed x), narrowing towards the end so the
+// threads finish together. Widths are multiples of 16 between kMinChunk and `max_width`.
+constexpr int64_t kMinChunk = 64;
+std::vector<int64_t> chunk_starts(int64_t N, int64_t threads, int64_t max_width) {
+  std::vector<int64_t> starts;
+  for (int64_t n = 0; n < N;) {
+    starts.push_back(n);
+    const int64_t share = round_up((N - n) / (3 * threads), kNR);
+    n += std::clamp(share, std::min(kMinChunk, max_width), max_width);
+  }
+  starts.push_back(N);
+  return starts;
 }
 
 }  // namespace
@@ -286,10 +364,10 @@ GemmBlocking gemm_blocking() {
 }
 
 void set_gemm_blocking(const GemmBlocking& blocking) {
-  if (blocking.mc <= 0 || blocking.kc <= 0 || blocking.nc <= 0) {
+  if (blocking.mc <= 0 || blocking.kc <= 0 || blocking.nc <= 0 || blocking.pack_limit <= 0) {
     throw std::invalid_argument("set_gemm_blocking: all block sizes must be positive");
   }
-  g_blocking = {round_up(blocking.mc, kMR), blocking.kc, round_up(blocking.nc, kNR)};
+  g_blocking = {round_up(blocking.mc, kMR), blocking.kc, round_up(blocking.nc, kNR), blocking.pack_limit};
 }
 
 void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, float* y, int64_t ldy,
@@ -308,68 +386,57 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
   }
   const GemmBlocking blk = g_blocking;
   const auto* wb = static_cast<const unsigned char*>(w.data);
-
-  // Thread grid tm x tn. Splitting N is preferred: each thread then packs (reads) only its own rows of W and
-  // the duplicated work is packing x, which is small. M is split too only when N has too few 16-wide panels.
   int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (flops < 2e6) threads = 1;  // below this, waking the team costs more than it saves
-  const int64_t n_panels = (N + kNR - 1) / kNR;
-  const int64_t m_panels = (M + kMR - 1) / kMR;
-  int64_t tm = 1, tn = 1;
-  double best = 1e300;
-  for (int64_t a = 1; a <= threads; ++a) {
-    if (threads % a != 0) continue;
-    const int64_t b = threads / a;  // a: M parts, b: N parts
-    if (a > m_panels || b > n_panels) continue;
-    // Critical path in microkernel tiles; a small penalty per extra M part for the repacked W.
-    const double cost =
-        double((m_panels + a - 1) / a) * double((n_panels + b - 1) / b) * (1.0 + 0.02 * (a - 1));
-    if (cost < best) {
-      best = cost;
-      tm = a;
-      tn = b;
-    }
-  }
+  if (2.0 * double(M) * double(N) * double(K) < 2e6) threads = 1;  // waking the team would cost more
 
-  auto run = [&](int64_t t) {
-    const int64_t im = t / tn, in = t % tn;
-    const int64_t m_begin = split_point(m_panels, tm, im) * kMR;
-    const int64_t m_end = std::min(M, split_point(m_panels, tm, im + 1) * kMR);
-    const int64_t n_begin = split_point(n_panels, tn, in) * kNR;
-    const int64_t n_end = std::min(N, split_point(n_panels, tn, in + 1) * kNR);
-    switch (w.dtype) {
-      case DType::F32:
-        gemm_range<DType::F32>(x, ldx, wb, K, y, ldy, accumulate, m_begin, m_end, n_begin, n_end, blk);
-        break;
-      case DType::BF16:
-        gemm_range<DType::BF16>(x, ldx, wb, K, y, ldy, accumulate, m_begin, m_end, n_begin, n_end, blk);
-        break;
-      default:
-        gemm_range<DType::F16>(x, ldx, wb, K, y, ldy, accumulate, m_begin, m_end, n_begin, n_end, blk);
-        break;
+  const int64_t kc_max = std::min(blk.kc, K);
+  const int64_t k_blocks = (K + kc_max - 1) / kc_max;
+  // Row phases of equal height keep the packed x under blk.pack_limit floats.
+  const int64_t phases = std::clamp<int64_t>((M * K + blk.pack_limit - 1) / blk.pack_limit, 1, M);
+  const int64_t phase_rows = round_up((M + phases - 1) / phases, kMR);
+  const int64_t stride = block_stride(std::min(phase_rows, M), kc_max);
+  float* packed = t_pack_a.get(stride * k_blocks);
+  const std::vector<int64_t> starts = chunk_starts(N, threads, blk.nc);
+  const int64_t chunks = int64_t(starts.size()) - 1;
+
+  for (int64_t m0 = 0; m0 < M; m0 += phase_rows) {
+    const PackedRows a{packed, std::min(phase_rows, M - m0), stride};
+    const float* xs = x + m0 * ldx;
+    float* ys = y + m0 * ldy;
+    std::atomic<int64_t> next_chunk{0};
+    auto work = [&](bool parallel) {
+      // Pack the depth blocks (shared by the team), then take column chunks until none are left.
+      if (parallel) {
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < k_blocks; ++b)
+          pack_a(xs, ldx, 0, a.rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+      } else {
+        for (int64_t b = 0; b < k_blocks; ++b)
+          pack_a(xs, ldx, 0, a.rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+      }
+      float* pb = t_pack_b.get(std::min(blk.nc, round_up(N, kNR)) * kc_max);
+      for (int64_t i; (i = next_chunk.fetch_add(1)) < chunks;)
+        compute_chunk_any(w.dtype, a, wb, K, starts[i], starts[i + 1] - starts[i], ys, ldy, accumulate, blk,
+                          pb);
+    };
+    if (threads == 1) {
+      work(false);
+      continue;
     }
-  };
-  const int64_t parts = tm * tn;
-  if (parts == 1) {
-    run(0);
-    return;
-  }
-  // An exception (bad_alloc of a packing buffer) must not leave the parallel region: keep the first, rethrow.
-  std::exception_ptr error;
-#pragma omp parallel num_threads(int(parts))
-  {
-    // Loop rather than assume the runtime granted every requested thread.
-    for (int64_t t = omp_get_thread_num(); t < parts; t += omp_get_num_threads()) {
+    // An exception (bad_alloc of a packing buffer) must not leave the parallel region: keep the first,
+    // rethrow.
+    std::exception_ptr error;
+#pragma omp parallel num_threads(int(threads))
+    {
       try {
-        run(t);
+        work(true);
       } catch (...) {
 #pragma omp critical(krea2_gemm_error)
         if (!error) error = std::current_exception();
       }
     }
+    if (error) std::rethrow_exception(error);
   }
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace krea2

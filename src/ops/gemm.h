@@ -2,8 +2,10 @@
 //
 // BLIS-style: a 6x16 register-blocked AVX2/FMA microkernel over packed operands. W^T is packed into KC x 16
 // micro-panels, widening BF16/F16 to float32 while packing, so compressed weights never need a full float32
-// copy and cost about the same as F32 ones. x is packed into KC x 6 micro-panels. Threads (OpenMP) split N
-// (each thread packs only its own part of W), or M as well when N is narrow.
+// copy and cost about the same as F32 ones. x is packed once into KC x 6 micro-panels shared by all threads
+// (at most 24M floats, 96 MiB, at a time: taller x is done in row phases); threads (OpenMP) then take column
+// chunks of W^T from a shared counter, wide first and narrower towards the end, so an unevenly loaded machine
+// still finishes both cores together. Each thread packs (reads) only the weight rows of its chunks.
 #pragma once
 #include <cstdint>
 
@@ -20,9 +22,10 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
 // Cache blocking, exposed for tuning and tests. mc is rounded up to a multiple of 6, nc to a multiple of 16;
 // all values must be positive. Not thread-safe against concurrent gemm_xwt calls.
 struct GemmBlocking {
-  int64_t mc = 0;  // rows of x packed at once (block of A kept in L2)
-  int64_t kc = 0;  // depth of one packed block (a 16-wide B micro-panel, kc * 64 bytes, sits in L1)
-  int64_t nc = 0;  // columns of W^T packed at once per thread (block of B kept in L2/L3)
+  int64_t mc = 0;          // rows of x packed at once (block of A kept in L2)
+  int64_t kc = 0;          // depth of one packed block (a 16-wide B micro-panel, kc * 64 bytes, sits in L1)
+  int64_t nc = 0;          // widest column chunk a thread takes (its packed B block, KC x NC, kept in L2)
+  int64_t pack_limit = 0;  // most floats of packed x at once; taller x is multiplied in row phases
 };
 GemmBlocking gemm_blocking();
 void set_gemm_blocking(const GemmBlocking& blocking);

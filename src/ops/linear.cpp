@@ -14,7 +14,7 @@ namespace krea2 {
 namespace {
 
 int64_t g_panel_elements = int64_t(32) << 20;
-CompressedPath g_compressed_path = CompressedPath::kPackWiden;
+LinearBackend g_backend = LinearBackend::kPackedGemm;
 
 // Below this many rows a product is bandwidth-bound on the weight: read it directly, never widen the whole
 // matrix.
@@ -57,11 +57,11 @@ void widen_rows_parallel(const WeightMatrix& w, int64_t row0, int64_t nrows, flo
 
 }  // namespace
 
-void set_compressed_path(CompressedPath path) {
-  g_compressed_path = path;
+void set_linear_backend(LinearBackend backend) {
+  g_backend = backend;
 }
-CompressedPath compressed_path() {
-  return g_compressed_path;
+LinearBackend linear_backend() {
+  return g_backend;
 }
 
 void set_linear_panel_elements(int64_t elements) {
@@ -106,15 +106,15 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
     }
     beta = 1.0f;
   }
+  if (g_backend == LinearBackend::kPackedGemm) {
+    // Our GEMM reads F32 weights in place and widens BF16/F16 while packing: no float32 copy of a weight.
+    gemm_xwt(x, M, ldx, w, y, ldy, beta != 0.0f);
+    return;
+  }
   if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     const auto k = blasint(w.cols);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(w.rows), k, 1.0f, x,
                 blasint(ldx), static_cast<const float*>(w.data), k, beta, y, blasint(ldy));
-    return;
-  }
-  if (g_compressed_path == CompressedPath::kPackWiden) {
-    // Our GEMM widens BF16/F16 while packing: no float32 copy of the weight at all.
-    gemm_xwt(x, M, ldx, w, y, ldy, beta != 0.0f);
     return;
   }
   const int64_t panel_rows = std::clamp<int64_t>(g_panel_elements / w.cols, 1, w.rows);

@@ -1,8 +1,7 @@
 // Linear layers: y = x W^T (+ bias), W (out, in) row-major, stored F32 / BF16 / F16 (usually inside the
-// mmap). F32 products go to OpenBLAS sgemm, straight from the weight's memory. Compressed weights (BF16/F16)
-// go to our packed GEMM (ops/gemm.h), which widens them to float32 while packing, so no float32 copy of a
-// weight exists (the older path, widening a panel of rows into a scratch buffer and calling sgemm, stays
-// selectable for comparison). Few-row products (the timestep path) read the weight directly.
+// mmap). Products go to our packed GEMM (ops/gemm.h), which reads F32 weights in place and widens BF16/F16
+// to float32 while packing, so no float32 copy of a weight exists. OpenBLAS sgemm stays selectable for
+// comparison (LinearBackend). Few-row products (the timestep path) read the weight directly.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -23,11 +22,18 @@ struct LinearScratch {
   std::vector<float> widened;
 };
 
-enum class CompressedPath { kPackWiden, kWidenThenSgemm };
-void set_compressed_path(CompressedPath path);
-CompressedPath compressed_path();
+// The matrix product behind linear() for more than 4 rows.
+enum class LinearBackend {
+  // gemm_xwt (ops/gemm.h) for every weight dtype: the default, measured faster than OpenBLAS on the model's
+  // shapes on the target machine because its threads share the work dynamically.
+  kPackedGemm,
+  // OpenBLAS sgemm: F32 weights straight from memory, BF16/F16 widened a panel at a time into scratch first.
+  kOpenBlas,
+};
+void set_linear_backend(LinearBackend backend);
+LinearBackend linear_backend();
 
-// kWidenThenSgemm only: largest number of weight elements widened at once (a panel of whole output rows).
+// kOpenBlas only: largest number of weight elements widened at once (a panel of whole output rows).
 // Default 32M floats (128 MiB).
 void set_linear_panel_elements(int64_t elements);
 int64_t linear_panel_elements();
