@@ -173,11 +173,14 @@ TEST(Gemm, RejectsBadBlocking) {
   EXPECT_THROW(set_gemm_blocking({6, 256, 1024, 0}), std::invalid_argument);
 }
 
-// Work sharing: one column chunk (N = 16), many chunks narrowing to a ragged last one (N = 1000, 333), and
-// large enough products to run on the whole team.
+// Work sharing: one or two column chunks (N = 16, 64, 100: the rows are split across the team too, in
+// uneven parts), many chunks narrowing to a ragged last one (N = 1000, 333), all large enough products to run
+// on the whole team.
 TEST(Gemm, ColumnChunks) {
   for (DType dt : {DType::F32, DType::BF16}) {
     check_case({600, 16, 300, dt, false, 0, 0}, 200);
+    check_case({1001, 64, 640, dt, true, 1, 0}, 203);
+    check_case({23, 100, 3000, dt, false, 0, 2}, 204);
     check_case({24, 1000, 300, dt, true, 5, 1}, 201);
     check_case({250, 333, 600, dt, false, 0, 0}, 202);
   }

@@ -295,7 +295,8 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   Tensor out({B, N, C});
   {
     StageTimer t(options.times, "final_layer");
-    std::vector<float> h(size_t(B * N * H));
+    std::vector<float>& h = ws.h;  // the blocks are done with it
+    h.resize(size_t(B * N * H));
     std::vector<float> scale(static_cast<size_t>(H)), shift(static_cast<size_t>(H));
     for (int64_t s = 0; s < B; ++s) {
       for (int64_t i = 0; i < H; ++i) {

@@ -244,8 +244,9 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 // and holds ceil(rows / 6) micro-panels of kc x 6; the gap after each block absorbs pack_a's overrun.
 struct PackedRows {
   const float* data = nullptr;
-  int64_t rows = 0;
   int64_t block_stride = 0;
+  int64_t row0 = 0;  // first row (a multiple of 6) and number of rows a work item uses
+  int64_t rows = 0;
 };
 
 int64_t block_stride(int64_t rows, int64_t kc_max) {
@@ -275,7 +276,7 @@ class PrefetchWalk {
   int64_t stride_, rows_, offset_ = 0, row_lines_ = 0, per_step_ = 0, next_ = 0;
 };
 
-// y[0.., n0..n0+nc) over all of K, for the packed rows; y points at the first packed row.
+// y[0.., n0..n0+nc) over all of K, for packed rows [a.row0, a.row0 + a.rows); y points at row a.row0.
 //
 // While one block of packed x is in use, the next one (the next row block, or the first of the next depth
 // block) and, over a whole depth block, the next depth block's weight rows are prefetched into L2: a block of
@@ -292,7 +293,7 @@ void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64
     const int64_t kc = std::min(kc_max, K - pc);
     pack_b<kType>(w, K, n0, nc, pc, kc, pb);
     const bool add = accumulate || pc > 0;
-    const float* a_block = a.data + block * a.block_stride;
+    const float* a_block = a.data + block * a.block_stride + a.row0 * kc;
     const int64_t next_pc = pc + kc;
     const int64_t next_kc = std::min(kc_max, K - next_pc);
     PrefetchWalk next_w(w + (n0 * K + next_pc) * es, next_pc < K ? nc : 0, next_kc * es, K * es,
@@ -301,7 +302,8 @@ void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64
       const int64_t mc = std::min(mc_max, a.rows - ic);
       // The packed x block used next: this depth block's next rows, else the next depth block's first rows.
       const bool last_ic = ic + mc >= a.rows;
-      const float* next_a = last_ic ? a.data + (block + 1) * a.block_stride : a_block + (ic + mc) * kc;
+      const float* next_a =
+          last_ic ? a.data + (block + 1) * a.block_stride + a.row0 * next_kc : a_block + (ic + mc) * kc;
       const int64_t next_rows =
           last_ic ? (next_pc < K ? std::min(mc_max, a.rows) : 0) : std::min(mc_max, a.rows - ic - mc);
       const int64_t m_panels = (mc + kMR - 1) / kMR;
@@ -400,24 +402,35 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
   const int64_t chunks = int64_t(starts.size()) - 1;
 
   for (int64_t m0 = 0; m0 < M; m0 += phase_rows) {
-    const PackedRows a{packed, std::min(phase_rows, M - m0), stride};
+    const int64_t rows = std::min(phase_rows, M - m0);
     const float* xs = x + m0 * ldx;
     float* ys = y + m0 * ldy;
-    std::atomic<int64_t> next_chunk{0};
+    // Too few column chunks to keep the team busy (narrow N): split the rows too. Each row part repacks its
+    // chunk's weight, which is cheap exactly when N is narrow.
+    const int64_t m_panels = (rows + kMR - 1) / kMR;
+    const int64_t row_parts =
+        chunks >= 2 * threads ? 1 : std::min(m_panels, (2 * threads + chunks - 1) / chunks);
+    const int64_t items = chunks * row_parts;
+    std::atomic<int64_t> next_item{0};
     auto work = [&](bool parallel) {
       // Pack the depth blocks (shared by the team), then take column chunks until none are left.
       if (parallel) {
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < k_blocks; ++b)
-          pack_a(xs, ldx, 0, a.rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+          pack_a(xs, ldx, 0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
       } else {
         for (int64_t b = 0; b < k_blocks; ++b)
-          pack_a(xs, ldx, 0, a.rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+          pack_a(xs, ldx, 0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
       }
       float* pb = t_pack_b.get(std::min(blk.nc, round_up(N, kNR)) * kc_max);
-      for (int64_t i; (i = next_chunk.fetch_add(1)) < chunks;)
-        compute_chunk_any(w.dtype, a, wb, K, starts[i], starts[i + 1] - starts[i], ys, ldy, accumulate, blk,
-                          pb);
+      for (int64_t i; (i = next_item.fetch_add(1)) < items;) {
+        const int64_t chunk = i / row_parts, part = i % row_parts;
+        const int64_t r0 = m_panels * part / row_parts * kMR;
+        const int64_t r1 = std::min(rows, m_panels * (part + 1) / row_parts * kMR);
+        const PackedRows a{packed, stride, r0, r1 - r0};
+        compute_chunk_any(w.dtype, a, wb, K, starts[chunk], starts[chunk + 1] - starts[chunk], ys + r0 * ldy,
+                          ldy, accumulate, blk, pb);
+      }
     };
     if (threads == 1) {
       work(false);

@@ -5,7 +5,8 @@
 // copy and cost about the same as F32 ones. x is packed once into KC x 6 micro-panels shared by all threads
 // (at most 24M floats, 96 MiB, at a time: taller x is done in row phases); threads (OpenMP) then take column
 // chunks of W^T from a shared counter, wide first and narrower towards the end, so an unevenly loaded machine
-// still finishes both cores together. Each thread packs (reads) only the weight rows of its chunks.
+// still finishes both cores together; a narrow W^T (few chunks) is split over rows too. Each thread packs
+// (reads) only the weight rows of its chunks. Data a chunk needs next is prefetched into L2 while it computes.
 #pragma once
 #include <cstdint>
 
