@@ -551,6 +551,45 @@ TEST(Activations, SigmoidAndSiluRelative) {
   }
 }
 
+// The 8-lane path of the in-place ops (sigmoid8: e = e^-|x| by Cody-Waite + degree-7 polynomial, ~2 ulp, then
+// 1 + e and one division): within 8u relative wherever the result is a normal float, over [-20, 20] densely
+// and out to the ends of the range. Below -87 e^-|x| is flushed to 0, so sigmoid and silu give exactly 0 there
+// (the true values are below 1.7e-38). Infinities saturate (silu(-inf) = -inf * 0 is NaN) and NaN stays NaN.
+TEST(Activations, VectorSigmoidAndSiluOverTheWholeRange) {
+  std::vector<float> xs = activation_grid();
+  for (float v : {30.0f, 60.0f, 86.9f, 87.0f, 87.1f, 88.7f, 89.0f, 100.0f, 1e4f, 1e30f}) {
+    xs.push_back(v);
+    xs.push_back(-v);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  xs.insert(xs.end(), {inf, -inf, kNaN});
+  while (xs.size() % 8 != 0) xs.push_back(0.5f);  // all through the vector path, no scalar tail
+  const int64_t n = int64_t(xs.size());
+  std::vector<float> sig(xs.size(), 1.0f), si = xs, ones(xs.size(), 1.0f);
+  sigmoid_gate_inplace(sig.data(), n, xs.data(), n, 1, n);
+  swiglu_inplace(si.data(), n, ones.data(), n, 1, n);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float x = xs[i];
+    SCOPED_TRACE(x);
+    if (std::isnan(x)) {
+      EXPECT_TRUE(std::isnan(sig[i]) && std::isnan(si[i]));
+    } else if (x == -inf) {  // silu = -inf * 0, NaN as in upstream's x * sigmoid(x)
+      EXPECT_EQ(sig[i], 0.0f);
+      EXPECT_TRUE(std::isnan(si[i]));
+    } else if (x < -87.0f) {
+      EXPECT_EQ(sig[i], 0.0f);
+      EXPECT_EQ(si[i], 0.0f);
+    } else if (x == inf) {
+      EXPECT_EQ(sig[i], 1.0f);
+      EXPECT_EQ(si[i], inf);
+    } else {
+      const double s = sigmoid_reference(x), l = silu_reference(x);
+      EXPECT_LE(std::fabs(double(sig[i]) - s), 8 * kU * std::fabs(s));
+      EXPECT_LE(std::fabs(double(si[i]) - l), 8 * kU * std::fabs(l));
+    }
+  }
+}
+
 // gelu_tanh = 0.5 x (1 + tanh(k (x + c x^3))): the argument carries ~8u relative (roundings and the float k,
 // c), tanh moves by |arg| sech^2(arg) * 8u <= 4u absolute plus its own ~2 ulp, and 1 + tanh cancels for x <<
 // 0, so the error is absolute in (1 + tanh): |err| <= 0.5 |x| * 16u + 4u |ref|. Relative precision is lost

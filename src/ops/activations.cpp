@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/simd.h"
+
 namespace krea2 {
 
 namespace {
@@ -25,12 +27,19 @@ void gelu_tanh_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
 }
 
+// The in-place activations run 8 lanes at a time through sigmoid8 (ops/simd.h), the scalar functions above
+// for the tail.
 void swiglu_inplace(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim) {
 #pragma omp parallel for schedule(static) if (rows * dim > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     float* ar = a + r * lda;
     const float* br = b + r * ldb;
-    for (int64_t i = 0; i < dim; ++i) ar[i] = silu(ar[i]) * br[i];
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+      const __m256 x = _mm256_loadu_ps(ar + i);
+      _mm256_storeu_ps(ar + i, _mm256_mul_ps(_mm256_mul_ps(x, sigmoid8(x)), _mm256_loadu_ps(br + i)));
+    }
+    for (; i < dim; ++i) ar[i] = silu(ar[i]) * br[i];
   }
 }
 
@@ -39,7 +48,11 @@ void sigmoid_gate_inplace(float* o, int64_t ldo, const float* g, int64_t ldg, in
   for (int64_t r = 0; r < rows; ++r) {
     float* orow = o + r * ldo;
     const float* grow = g + r * ldg;
-    for (int64_t i = 0; i < dim; ++i) orow[i] *= sigmoid(grow[i]);
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+      _mm256_storeu_ps(orow + i,
+                       _mm256_mul_ps(_mm256_loadu_ps(orow + i), sigmoid8(_mm256_loadu_ps(grow + i))));
+    for (; i < dim; ++i) orow[i] *= sigmoid(grow[i]);
   }
 }
 
