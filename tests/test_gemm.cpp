@@ -200,6 +200,67 @@ TEST(Gemm, RowPhases) {
   set_gemm_blocking(saved);
 }
 
+// Several products sharing x: different widths (narrow, wide, ragged) and dtypes, accumulate on and off,
+// row phases; each y must equal its own product (same bounds as check_case, via linear_reference).
+TEST(Gemm, ManyProductsShareX) {
+  const GemmBlocking saved = gemm_blocking();
+  for (int64_t limit : {saved.pack_limit, int64_t(40 * 200)}) {
+    set_gemm_blocking({saved.mc, saved.kc, saved.nc, limit});
+    for (bool acc : {false, true}) {
+      SCOPED_TRACE(std::string(acc ? "accumulate" : "overwrite") + " pack_limit=" + std::to_string(limit));
+      const int64_t M = 131, K = 200;
+      const std::vector<float> x = test::random_floats(size_t(M * K), 900);
+      const std::vector<std::pair<int64_t, DType>> shapes = {
+          {300, DType::BF16}, {16, DType::F32}, {77, DType::F16}, {1000, DType::F32}, {1, DType::BF16}};
+      std::vector<TestWeight> ws;
+      std::vector<std::vector<float>> ys, y0s;
+      std::vector<GemmProduct> products;
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        ws.emplace_back(shapes[j].second, shapes[j].first, K, 910 + j, j % 3);
+        const int64_t ldy = shapes[j].first + int64_t(j);
+        ys.push_back(test::random_floats(size_t(M * ldy), 920 + j));
+      }
+      y0s = ys;
+      for (size_t j = 0; j < shapes.size(); ++j)
+        products.push_back({ws[j].w, ys[j].data(), shapes[j].first + int64_t(j)});
+      gemm_xwt_many(x.data(), M, K, products, acc);
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        const int64_t N = shapes[j].first, ldy = N + int64_t(j);
+        std::vector<float> ref(size_t(M * N));
+        linear_reference(x.data(), M, K, ws[j].w, nullptr, ref.data(), N);
+        int bad = 0;
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < ldy; ++n) {
+            const float got = ys[j][size_t(m * ldy + n)], before = y0s[j][size_t(m * ldy + n)];
+            if (n >= N) {
+              if (got != before && bad++ < 3) ADD_FAILURE() << "product " << j << " padding written";
+              continue;
+            }
+            double abs_sum = 0.0;
+            for (int64_t k = 0; k < K; ++k)
+              abs_sum += std::fabs(double(x[size_t(m * K + k)]) * weight_at(ws[j].w, n, k));
+            const double base = acc ? double(before) : 0.0;
+            const double want = base + double(ref[size_t(m * N + n)]);
+            const double bound = gamma_n(double(K + 2)) * (abs_sum + std::fabs(base)) + kU * std::fabs(want);
+            if (!(std::fabs(double(got) - want) <= bound) && bad++ < 3)
+              ADD_FAILURE() << "product " << j << " m=" << m << " n=" << n << " got " << got << " want "
+                            << want;
+          }
+        EXPECT_EQ(bad, 0) << "product " << j;
+      }
+    }
+  }
+  set_gemm_blocking(saved);
+}
+
+TEST(Gemm, ManyProductsNeedOneDepth) {
+  const std::vector<float> w1(8, 1.0f), w2(9, 1.0f);
+  std::vector<float> x(8, 1.0f), y1(2), y2(3);
+  const std::vector<GemmProduct> products = {{WeightMatrix{DType::F32, 2, 4, w1.data()}, y1.data(), 2},
+                                             {WeightMatrix{DType::F32, 3, 3, w2.data()}, y2.data(), 3}};
+  EXPECT_THROW(gemm_xwt_many(x.data(), 2, 4, products, false), std::invalid_argument);
+}
+
 // Concurrent callers (each inside a parallel region runs single-threaded on its own thread_local buffers).
 TEST(Gemm, ConcurrentCallers) {
   int failures = 0;

@@ -84,10 +84,10 @@ void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows
   }
   {
     StageTimer t(ws.times, "gemm");
-    linear(h, rows, D, w.attn.to_q, nullptr, q, D, ws.scratch);
-    linear(h, rows, D, w.attn.to_k, nullptr, k, Dkv, ws.scratch);
-    linear(h, rows, D, w.attn.to_v, nullptr, v, Dkv, ws.scratch);
-    linear(h, rows, D, w.attn.to_gate, nullptr, g, D, ws.scratch);
+    linear_many(
+        h, rows, D,
+        {{&w.attn.to_q, q, D}, {&w.attn.to_k, k, Dkv}, {&w.attn.to_v, v, Dkv}, {&w.attn.to_gate, g, D}},
+        ws.scratch);
   }
   {
     StageTimer t(ws.times, "norm_mod_rope");
@@ -117,8 +117,7 @@ void run_block(const BlockWeights& w, const BlockDims& d, float* x, int64_t rows
   float* u = sized(ws.u, rows * F);
   {
     StageTimer t(ws.times, "gemm");
-    linear(h, rows, D, w.ff.gate, nullptr, a, F, ws.scratch);
-    linear(h, rows, D, w.ff.up, nullptr, u, F, ws.scratch);
+    linear_many(h, rows, D, {{&w.ff.gate, a, F}, {&w.ff.up, u, F}}, ws.scratch);
   }
   {
     StageTimer t(ws.times, "norm_mod_rope");

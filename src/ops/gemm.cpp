@@ -345,18 +345,30 @@ void compute_chunk_any(DType dtype, const PackedRows& a, const unsigned char* w,
   }
 }
 
-// Column chunk starts: wide chunks first (fewer passes over the packed x), narrowing towards the end so the
-// threads finish together. Widths are multiples of 16 between kMinChunk and `max_width`.
+// A column chunk: columns [n0, n1) of product `out`.
+struct Chunk {
+  int64_t out, n0, n1;
+};
+
+// Column chunks over all products, in order: wide first (fewer passes over the packed x), narrowing towards
+// the end so the threads finish together. Widths are multiples of 16 between kMinChunk and `max_width`, cut
+// short at the end of each product.
 constexpr int64_t kMinChunk = 64;
-std::vector<int64_t> chunk_starts(int64_t N, int64_t threads, int64_t max_width) {
-  std::vector<int64_t> starts;
-  for (int64_t n = 0; n < N;) {
-    starts.push_back(n);
-    const int64_t share = round_up((N - n) / (3 * threads), kNR);
-    n += std::clamp(share, std::min(kMinChunk, max_width), max_width);
+std::vector<Chunk> make_chunks(std::span<const GemmProduct> products, int64_t threads, int64_t max_width) {
+  int64_t remaining = 0;
+  for (const GemmProduct& p : products) remaining += p.w.rows;
+  std::vector<Chunk> chunks;
+  for (int64_t j = 0; j < int64_t(products.size()); ++j) {
+    const int64_t N = products[size_t(j)].w.rows;
+    for (int64_t n = 0; n < N;) {
+      const int64_t share = round_up(remaining / (3 * threads), kNR);
+      const int64_t width = std::min(std::clamp(share, std::min(kMinChunk, max_width), max_width), N - n);
+      chunks.push_back({j, n, n + width});
+      n += width;
+      remaining -= width;
+    }
   }
-  starts.push_back(N);
-  return starts;
+  return chunks;
 }
 
 }  // namespace
@@ -374,20 +386,31 @@ void set_gemm_blocking(const GemmBlocking& blocking) {
 
 void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, float* y, int64_t ldy,
               bool accumulate) {
-  const int64_t N = w.rows;
-  const int64_t K = w.cols;
+  const GemmProduct product{w, y, ldy};
+  gemm_xwt_many(x, M, ldx, std::span<const GemmProduct>(&product, 1), accumulate);
+}
+
+void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmProduct> products,
+                   bool accumulate) {
+  if (products.empty()) return;
+  const int64_t K = products[0].w.cols;
+  int64_t N = 0;
+  for (const GemmProduct& p : products) {
+    if (p.w.cols != K)
+      throw std::invalid_argument("gemm_xwt_many: weights of " + std::to_string(K) + " and " +
+                                  std::to_string(p.w.cols) + " input features cannot share x");
+    if (p.w.dtype != DType::F32 && p.w.dtype != DType::BF16 && p.w.dtype != DType::F16)
+      throw std::invalid_argument("gemm_xwt: unsupported weight dtype " + std::string(dtype_name(p.w.dtype)));
+    N += p.w.rows;
+  }
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    if (!accumulate) {
-      for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy, y + m * ldy + N, 0.0f);
-    }
+    if (!accumulate)
+      for (const GemmProduct& p : products)
+        for (int64_t m = 0; m < M; ++m) std::fill(p.y + m * p.ldy, p.y + m * p.ldy + p.w.rows, 0.0f);
     return;
   }
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
-    throw std::invalid_argument("gemm_xwt: unsupported weight dtype " + std::string(dtype_name(w.dtype)));
-  }
   const GemmBlocking blk = g_blocking;
-  const auto* wb = static_cast<const unsigned char*>(w.data);
   int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (2.0 * double(M) * double(N) * double(K) < 2e6) threads = 1;  // waking the team would cost more
 
@@ -398,19 +421,18 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
   const int64_t phase_rows = round_up((M + phases - 1) / phases, kMR);
   const int64_t stride = block_stride(std::min(phase_rows, M), kc_max);
   float* packed = t_pack_a.get(stride * k_blocks);
-  const std::vector<int64_t> starts = chunk_starts(N, threads, blk.nc);
-  const int64_t chunks = int64_t(starts.size()) - 1;
+  const std::vector<Chunk> chunks = make_chunks(products, threads, blk.nc);
+  const int64_t n_chunks = int64_t(chunks.size());
 
   for (int64_t m0 = 0; m0 < M; m0 += phase_rows) {
     const int64_t rows = std::min(phase_rows, M - m0);
     const float* xs = x + m0 * ldx;
-    float* ys = y + m0 * ldy;
     // Too few column chunks to keep the team busy (narrow N): split the rows too. Each row part repacks its
     // chunk's weight, which is cheap exactly when N is narrow.
     const int64_t m_panels = (rows + kMR - 1) / kMR;
     const int64_t row_parts =
-        chunks >= 2 * threads ? 1 : std::min(m_panels, (2 * threads + chunks - 1) / chunks);
-    const int64_t items = chunks * row_parts;
+        n_chunks >= 2 * threads ? 1 : std::min(m_panels, (2 * threads + n_chunks - 1) / n_chunks);
+    const int64_t items = n_chunks * row_parts;
     std::atomic<int64_t> next_item{0};
     auto work = [&](bool parallel) {
       // Pack the depth blocks (shared by the team), then take column chunks until none are left.
@@ -424,12 +446,14 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
       }
       float* pb = t_pack_b.get(std::min(blk.nc, round_up(N, kNR)) * kc_max);
       for (int64_t i; (i = next_item.fetch_add(1)) < items;) {
-        const int64_t chunk = i / row_parts, part = i % row_parts;
+        const Chunk& c = chunks[size_t(i / row_parts)];
+        const int64_t part = i % row_parts;
         const int64_t r0 = m_panels * part / row_parts * kMR;
         const int64_t r1 = std::min(rows, m_panels * (part + 1) / row_parts * kMR);
+        const GemmProduct& p = products[size_t(c.out)];
         const PackedRows a{packed, stride, r0, r1 - r0};
-        compute_chunk_any(w.dtype, a, wb, K, starts[chunk], starts[chunk + 1] - starts[chunk], ys + r0 * ldy,
-                          ldy, accumulate, blk, pb);
+        compute_chunk_any(p.w.dtype, a, static_cast<const unsigned char*>(p.w.data), K, c.n0, c.n1 - c.n0,
+                          p.y + (m0 + r0) * p.ldy, p.ldy, accumulate, blk, pb);
       }
     };
     if (threads == 1) {

@@ -6,9 +6,11 @@
 // (at most 24M floats, 96 MiB, at a time: taller x is done in row phases); threads (OpenMP) then take column
 // chunks of W^T from a shared counter, wide first and narrower towards the end, so an unevenly loaded machine
 // still finishes both cores together; a narrow W^T (few chunks) is split over rows too. Each thread packs
-// (reads) only the weight rows of its chunks. Data a chunk needs next is prefetched into L2 while it computes.
+// (reads) only the weight rows of its chunks. Data a chunk needs next is prefetched into L2 while it
+// computes.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "ops/linear.h"
 
@@ -19,6 +21,18 @@ namespace krea2 {
 // a parallel region, one thread inside one. Safe to call from several threads at once (per-thread buffers).
 void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, float* y, int64_t ldy,
               bool accumulate);
+
+// One product y = x W^T of gemm_xwt_many.
+struct GemmProduct {
+  WeightMatrix w;
+  float* y;
+  int64_t ldy;
+};
+// Several products of the same x (all W with the same number of columns, any mix of dtypes), e.g. q, k, v
+// and gate of one block: x is packed once for all of them and the team shares out the columns of all, so
+// there is one packing of x, one thread team and one ragged end instead of one per product.
+void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmProduct> products,
+                   bool accumulate);
 
 // Cache blocking, exposed for tuning and tests. mc is rounded up to a multiple of 6, nc to a multiple of 16;
 // all values must be positive. Not thread-safe against concurrent gemm_xwt calls.

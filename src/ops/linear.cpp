@@ -199,6 +199,17 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
   }
 }
 
+void linear_many(const float* x, int64_t M, int64_t ldx, std::initializer_list<LinearProduct> products,
+                 LinearScratch& scratch) {
+  if (g_backend != LinearBackend::kPackedGemm || M <= kDirectMaxRows) {
+    for (const LinearProduct& p : products) linear(x, M, ldx, *p.w, nullptr, p.y, p.ldy, scratch);
+    return;
+  }
+  std::vector<GemmProduct> gemm;
+  for (const LinearProduct& p : products) gemm.push_back({*p.w, p.y, p.ldy});
+  gemm_xwt_many(x, M, ldx, gemm, false);
+}
+
 void linear_reference(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias,
                       float* y, int64_t ldy) {
   for (int64_t m = 0; m < M; ++m)

@@ -4,6 +4,7 @@
 // comparison (LinearBackend). Few-row products (the timestep path) read the weight directly.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "krea2/tensor.h"
@@ -42,6 +43,17 @@ int64_t linear_panel_elements();
 // If accumulate, y += result instead of y = result.
 void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
             int64_t ldy, LinearScratch& scratch, bool accumulate = false);
+
+// Several products of the same x without bias, y_j = x W_j^T (all W_j with the same number of columns). With
+// the packed GEMM they run as one gemm_xwt_many call (x packed once, one thread team for all columns);
+// otherwise one linear() each.
+struct LinearProduct {
+  const WeightMatrix* w;
+  float* y;
+  int64_t ldy;
+};
+void linear_many(const float* x, int64_t M, int64_t ldx, std::initializer_list<LinearProduct> products,
+                 LinearScratch& scratch);
 
 // Plain scalar reference (double accumulation).
 void linear_reference(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias,
