@@ -21,6 +21,7 @@
 #include "krea2/model.h"
 #include "model/weights.h"
 #include "ops/attention.h"
+#include "ops/gemm.h"
 #include "ops/linear.h"
 #include "progress.h"
 #include "tensor/random.h"
@@ -54,6 +55,8 @@ Forward options:
   --seed S              seed of the random weights and inputs (default 0)
   --gemm BACKEND        packed (default: our GEMM, src/ops/gemm.cpp) | openblas (sgemm; bf16/f16 weights
                         widened a panel at a time first), to compare the two
+  --gemm-blocking MC,KC,NC  the packed GEMM's cache blocking (default 144,256,256; see src/ops/gemm.h), to
+                        tune it for another CPU
 
 Attention mode (--only attention): q (S, heads x head_dim), k, v (S, kv_heads x head_dim) uniform in [-1, 1],
 one segment of S rows, no mask. Also reports the attention's extra memory: peak RSS after the calls minus the
@@ -90,8 +93,8 @@ Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights b
 
 // Flags of each mode; the other mode's flags are rejected rather than silently ignored.
 const std::set<std::string> kForwardFlags = {
-    "--config",      "--layers", "--text-layerwise", "--text-refiner", "--image-tokens",
-    "--text-tokens", "--batch",  "--weights",        "--seed",         "--gemm"};
+    "--config", "--layers",  "--text-layerwise", "--text-refiner", "--image-tokens", "--text-tokens",
+    "--batch",  "--weights", "--seed",           "--gemm",         "--gemm-blocking"};
 const std::set<std::string> kAttentionFlags = {"--seq", "--heads", "--kv-heads", "--head-dim"};
 const std::set<std::string> kCommonFlags = {"--only", "--reps", "--warmup", "--threads", "--peak-gflops"};
 
@@ -336,6 +339,16 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   if (gemm != "packed" && gemm != "openblas")
     throw Error("--gemm must be 'packed' or 'openblas', found '" + gemm + "'");
   set_linear_backend(gemm == "packed" ? LinearBackend::kPackedGemm : LinearBackend::kOpenBlas);
+  if (args.has("--gemm-blocking")) {
+    const std::string b = args.get("--gemm-blocking", "");
+    GemmBlocking blk = gemm_blocking();
+    char tail = 0;
+    if (std::sscanf(b.c_str(), "%ld,%ld,%ld%c", &blk.mc, &blk.kc, &blk.nc, &tail) != 3 || blk.mc <= 0 ||
+        blk.kc <= 0 || blk.nc <= 0)
+      throw Error("--gemm-blocking must be three positive integers MC,KC,NC, found '" + b + "'");
+    set_gemm_blocking(blk);
+  }
+  const GemmBlocking blocking = gemm_blocking();
 
   // Model::random fills every byte; refuse before the OOM killer does.
   const int64_t wbytes = weight_bytes(c, dtype);
@@ -399,6 +412,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   j["text_tokens"] = L;
   j["weights"] = std::string(dtype_name(dtype));
   j["gemm"] = gemm;
+  j["gemm_blocking"] = {blocking.mc, blocking.kc, blocking.nc};
   j["weight_bytes"] = wbytes;
   j["setup_s"] = setup_s;
   j["encode_text_median_s"] = median(encode_s);
@@ -420,8 +434,9 @@ int bench_forward(const Args& args, Progress& progress, double load) {
               c.text_intermediate_size, c.num_layerwise_text_blocks, c.num_refiner_text_blocks);
   std::printf("  inputs   batch %lld, image tokens %lld (%lld x %lld), text tokens %lld\n", (long long)B,
               (long long)N, (long long)gh, (long long)gw, (long long)L);
-  std::printf("  weights  %s, %s (generated in %.1f s); gemm %s\n", std::string(dtype_name(dtype)).c_str(),
-              human_bytes(double(wbytes)).c_str(), setup_s, gemm.c_str());
+  std::printf("  weights  %s, %s (generated in %.1f s); gemm %s (blocking %ld,%ld,%ld)\n",
+              std::string(dtype_name(dtype)).c_str(), human_bytes(double(wbytes)).c_str(), setup_s,
+              gemm.c_str(), long(blocking.mc), long(blocking.kc), long(blocking.nc));
   std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n\n",
               omp_get_max_threads(), reps, warmup);
   print_table(rows, median(total_s), f.total());
