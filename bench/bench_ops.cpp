@@ -2,7 +2,7 @@
 // heads, FFN 16384; 1088 rows = 64 text + 1024 image tokens, 4608 = 512 + 4096).
 //
 //   krea2_bench_ops                                   everything (a few minutes on 2 cores)
-//   krea2_bench_ops --benchmark_filter='Linear/BF16'  one weight dtype
+//   krea2_bench_ops --benchmark_filter='Linear/BF16'  one weight dtype (packed GEMM and OpenBLAS)
 //   krea2_bench_ops --benchmark_filter='Attention'    attention only
 //
 // Times are wall clock (UseRealTime: the ops are multithreaded). FLOPS counters count 2 per multiply-add
@@ -81,7 +81,9 @@ void set_flops(benchmark::State& state, double flops_per_iteration) {
       benchmark::Counter(flops_per_iteration * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void BM_Linear(benchmark::State& state, int64_t m, int64_t out, int64_t in, DType dtype) {
+void BM_Linear(benchmark::State& state, int64_t m, int64_t out, int64_t in, DType dtype,
+               LinearBackend backend) {
+  set_linear_backend(backend);
   const WeightMatrix& w = weights().get(out, in, dtype);
   const std::vector<float> x = random_floats(m * in, 7);
   std::vector<float> y(size_t(m * out));
@@ -94,6 +96,7 @@ void BM_Linear(benchmark::State& state, int64_t m, int64_t out, int64_t in, DTyp
     benchmark::ClobberMemory();
   }
   set_flops(state, 2.0 * double(m) * double(out) * double(in));
+  set_linear_backend(LinearBackend::kPackedGemm);
 }
 
 void BM_Attention(benchmark::State& state) {
@@ -169,11 +172,15 @@ void register_all() {
   for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
     for (auto [out, in] : {std::pair<int64_t, int64_t>{kHidden, kHidden}, {kFfn, kHidden}, {kHidden, kFfn}}) {
       for (int64_t m : {256, 1088, 4096}) {
-        const std::string name = "Linear/" + std::string(dtype_name(dtype)) + "/" + std::to_string(out) +
-                                 "x" + std::to_string(in) + "/M:" + std::to_string(m);
-        benchmark::RegisterBenchmark(name.c_str(), BM_Linear, m, out, in, dtype)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
+        // packed: our GEMM (the default); openblas: sgemm (bf16/f16 widened a panel at a time first).
+        for (auto [backend, tag] : {std::pair{LinearBackend::kPackedGemm, "packed"},
+                                    std::pair{LinearBackend::kOpenBlas, "openblas"}}) {
+          const std::string name = "Linear/" + std::string(dtype_name(dtype)) + "/" + tag + "/" +
+                                   std::to_string(out) + "x" + std::to_string(in) + "/M:" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), BM_Linear, m, out, in, dtype, backend)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
       }
     }
   }
