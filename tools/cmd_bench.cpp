@@ -85,7 +85,8 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
   timestep         2 (E*H + H*H + H*6H)                       final   2 N H C
   attention alone  4 S^2 head_dim heads  (QK^T 2 S^2 hd per head, PV the same)
 GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
-12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept.
+12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again
+while it reads under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16

@@ -76,14 +76,24 @@ double measure_fma_peak_gflops(int threads) {
     t = timed_run(threads, iters);
   }
   iters = std::max<int64_t>(1, int64_t(double(iters) * 0.1 / t));
-  double best = 0.0;
   // Many short runs, best kept: a run that another process interrupts only loses itself, and the slowest
   // thread of a run sets its time, so one busy core would otherwise halve the result.
-  for (int run = 0; run < 10; ++run) {
-    const double s = timed_run(threads, iters);
-    const double flops = double(threads) * double(iters) * kChains * kFlopsPerFma;
-    best = std::max(best, flops / s * 1e-9);
-  }
+  auto best_of = [&](int team, int runs) {
+    double best = 0.0;
+    for (int run = 0; run < runs; ++run) {
+      const double s = timed_run(team, iters);
+      best = std::max(best, double(team) * double(iters) * kChains * kFlopsPerFma / s * 1e-9);
+    }
+    return best;
+  };
+  double best = best_of(threads, 10);
+  if (threads == 1) return best;
+  // On a shared VM the scheduler sometimes keeps two of the team on one core for a second or more (seen: a
+  // 2-thread peak of 91 GFLOP/s where one thread alone reads 90). Compare with one thread and measure again,
+  // a few times, while the team reads under 80 % of threads x one thread.
+  const double single = best_of(1, 3);
+  for (int retry = 0; retry < 5 && best < 0.8 * threads * single; ++retry)
+    best = std::max(best, best_of(threads, 10));
   return best;
 }
 

@@ -4,9 +4,10 @@
 namespace krea2 {
 
 // GFLOP/s of `threads` OpenMP threads each issuing 256-bit FMAs (8 lanes x 2 FLOPs = 16 FLOPs per
-// instruction) on independent accumulator chains: 10 runs of ~0.1 s, the best kept (~1.2 s in all). This is
-// what a perfect float32 GEMM could reach on these cores (no memory traffic), e.g. ~90 GFLOP/s per Zen 3
-// core at 2.8 GHz.
+// instruction) on independent accumulator chains: 10 runs of ~0.1 s, the best kept (~1.5 s in all with a
+// one-thread check; measured again, up to 5 times, while the team reads under 80 % of threads x one thread,
+// i.e. the scheduler kept two threads on one core). This is what a perfect float32 GEMM could reach on these
+// cores (no memory traffic), e.g. ~90 GFLOP/s per core of the target VM at ~2.8 GHz.
 double measure_fma_peak_gflops(int threads);
 
 }  // namespace krea2
