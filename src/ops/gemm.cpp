@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -14,7 +13,7 @@
 #include <vector>
 
 #include "ops/simd.h"
-#include "tensor/convert.h"
+#include "ops/weight_elements.h"
 
 namespace krea2 {
 namespace {
@@ -175,40 +174,11 @@ void pack_a(const float* x, int64_t ldx, int64_t m0, int64_t mc, int64_t k0, int
   }
 }
 
-// Loads 8 consecutive weight elements as float32 (unaligned: weights come from an mmap).
-template <DType kType>
-inline __m256 load8(const unsigned char* p) {
-  if constexpr (kType == DType::F32) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
-  } else if constexpr (kType == DType::BF16) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-}
-
-template <DType kType>
-inline float load1(const unsigned char* p) {
-  if constexpr (kType == DType::F32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  } else {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return kType == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-  }
-}
-
-template <DType kType>
-constexpr int64_t kElemBytes = kType == DType::F32 ? 4 : 2;
-
 // Packs W^T rows [k0, k0 + kc) x columns [n0, n0 + nc) (= W rows n0.., elements k0..) into ceil(nc / 16)
 // micro-panels of kc x 16, 64-byte aligned, widening to float32 on the way (columns past nc are zero).
 template <DType kType>
 void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out) {
-  constexpr int64_t es = kElemBytes<kType>;
+  constexpr int64_t es = kWeightElementBytes<kType>;
   for (int64_t q = 0; q < nc; q += kNR, out += kc * kNR) {
     const int64_t cols = std::min(kNR, nc - q);
     const unsigned char* src = w + ((n0 + q) * K + k0) * es;
@@ -217,8 +187,8 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
       for (; k + 8 <= kc; k += 8) {
         __m256 lo[8], hi[8];
         for (int j = 0; j < 8; ++j) {
-          lo[j] = load8<kType>(src + (j * K + k) * es);
-          hi[j] = load8<kType>(src + ((j + 8) * K + k) * es);
+          lo[j] = load8_weights<kType>(src + (j * K + k) * es);
+          hi[j] = load8_weights<kType>(src + ((j + 8) * K + k) * es);
         }
         transpose8x8(lo);
         transpose8x8(hi);
@@ -230,7 +200,7 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
     }
     for (; k < kc; ++k) {
       for (int64_t j = 0; j < kNR; ++j)
-        out[k * kNR + j] = j < cols ? load1<kType>(src + (j * K + k) * es) : 0.0f;
+        out[k * kNR + j] = j < cols ? load1_weight<kType>(src + (j * K + k) * es) : 0.0f;
     }
   }
 }
@@ -285,7 +255,7 @@ class PrefetchWalk {
 template <DType kType>
 void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64_t n0, int64_t nc, float* y,
                    int64_t ldy, bool accumulate, const GemmBlocking& blk, float* pb) {
-  constexpr int64_t es = kElemBytes<kType>;
+  constexpr int64_t es = kWeightElementBytes<kType>;
   const int64_t kc_max = std::min(blk.kc, K);
   const int64_t mc_max = std::min(blk.mc, round_up(a.rows, kMR));
   const int64_t n_panels = (nc + kNR - 1) / kNR;
@@ -326,22 +296,6 @@ void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64
         }
       }
     }
-  }
-}
-
-void compute_chunk_any(DType dtype, const PackedRows& a, const unsigned char* w, int64_t K, int64_t n0,
-                       int64_t nc, float* y, int64_t ldy, bool accumulate, const GemmBlocking& blk,
-                       float* pb) {
-  switch (dtype) {
-    case DType::F32:
-      compute_chunk<DType::F32>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
-      break;
-    case DType::BF16:
-      compute_chunk<DType::BF16>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
-      break;
-    default:
-      compute_chunk<DType::F16>(a, w, K, n0, nc, y, ldy, accumulate, blk, pb);
-      break;
   }
 }
 
@@ -399,8 +353,7 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
     if (p.w.cols != K)
       throw std::invalid_argument("gemm_xwt_many: weights of " + std::to_string(K) + " and " +
                                   std::to_string(p.w.cols) + " input features cannot share x");
-    if (p.w.dtype != DType::F32 && p.w.dtype != DType::BF16 && p.w.dtype != DType::F16)
-      throw std::invalid_argument("gemm_xwt: unsupported weight dtype " + std::string(dtype_name(p.w.dtype)));
+    with_weight_dtype(p.w.dtype, "gemm_xwt", [](auto) {});  // throws for a dtype the kernels cannot read
     N += p.w.rows;
   }
   if (M <= 0 || N <= 0) return;
@@ -452,8 +405,11 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
         const int64_t r1 = std::min(rows, m_panels * (part + 1) / row_parts * kMR);
         const GemmProduct& p = products[size_t(c.out)];
         const PackedRows a{packed, stride, r0, r1 - r0};
-        compute_chunk_any(p.w.dtype, a, static_cast<const unsigned char*>(p.w.data), K, c.n0, c.n1 - c.n0,
-                          p.y + (m0 + r0) * p.ldy, p.ldy, accumulate, blk, pb);
+        with_weight_dtype(p.w.dtype, "gemm_xwt", [&](auto type) {
+          compute_chunk<decltype(type)::value>(a, static_cast<const unsigned char*>(p.w.data), K, c.n0,
+                                               c.n1 - c.n0, p.y + (m0 + r0) * p.ldy, p.ldy, accumulate, blk,
+                                               pb);
+        });
       }
     };
     if (threads == 1) {

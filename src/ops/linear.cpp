@@ -6,10 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
-#include <string>
 
 #include "ops/gemm.h"
+#include "ops/weight_elements.h"
 #include "tensor/convert.h"
 
 namespace krea2 {
@@ -27,26 +26,13 @@ const std::byte* row_ptr(const WeightMatrix& w, int64_t o) {
   return static_cast<const std::byte*>(w.data) + size_t(o) * size_t(w.cols) * dtype_size(w.dtype);
 }
 
-// Eight consecutive weight elements as float32 (unaligned: weights come from an mmap).
-template <DType kType>
-inline __m256 load8(const std::byte* p) {
-  if constexpr (kType == DType::F32) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    if constexpr (kType == DType::BF16)
-      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    return _mm256_cvtph_ps(h);
-  }
-}
-
 // y rows [0, kM) for weight rows [o_begin, o_end): reads each weight row once, straight from memory, with
 // two 8-wide accumulators per x row (one would wait on the FMA latency), and prefetches the rows a few
 // ahead: the product is bound by reading the weight.
 template <DType kType, int kM>
 void direct_rows(const float* x, int64_t ldx, const WeightMatrix& w, const float* bias, float* y, int64_t ldy,
                  bool accumulate, int64_t o_begin, int64_t o_end) {
-  constexpr int64_t es = kType == DType::F32 ? 4 : 2;
+  constexpr int64_t es = kWeightElementBytes<kType>;
   constexpr int64_t kAhead = 4;  // rows
   const int64_t K = w.cols;
   const auto* base = static_cast<const std::byte*>(w.data);
@@ -59,7 +45,7 @@ void direct_rows(const float* x, int64_t ldx, const WeightMatrix& w, const float
     for (; i + 16 <= K; i += 16) {
       _mm_prefetch(reinterpret_cast<const char*>(ahead + i * es), _MM_HINT_T0);
       if constexpr (es == 4) _mm_prefetch(reinterpret_cast<const char*>(ahead + i * es + 32), _MM_HINT_T0);
-      const __m256 w0 = load8<kType>(row + i * es), w1 = load8<kType>(row + (i + 8) * es);
+      const __m256 w0 = load8_weights<kType>(row + i * es), w1 = load8_weights<kType>(row + (i + 8) * es);
       for (int m = 0; m < kM; ++m) {
         acc0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + i), w0, acc0[m]);
         acc1[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + i + 8), w1, acc1[m]);
@@ -96,25 +82,15 @@ void direct_rows_m(int64_t M, const float* x, int64_t ldx, const WeightMatrix& w
 // Few rows (M <= kDirectMaxRows): each thread takes a contiguous range of weight rows.
 void linear_direct(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
                    int64_t ldy, bool accumulate) {
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16)
-    throw std::invalid_argument("linear: unsupported weight dtype " + std::string(dtype_name(w.dtype)));
   const bool parallel = w.rows * w.cols >= (int64_t(1) << 16);
+  with_weight_dtype(w.dtype, "linear", [&](auto type) {
 #pragma omp parallel if (parallel)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t o_begin = w.rows * t / nt, o_end = w.rows * (t + 1) / nt;
-    switch (w.dtype) {
-      case DType::F32:
-        direct_rows_m<DType::F32>(M, x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
-        break;
-      case DType::BF16:
-        direct_rows_m<DType::BF16>(M, x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
-        break;
-      default:
-        direct_rows_m<DType::F16>(M, x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
-        break;
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t o_begin = w.rows * t / nt, o_end = w.rows * (t + 1) / nt;
+      direct_rows_m<decltype(type)::value>(M, x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
     }
-  }
+  });
 }
 
 void widen_rows_parallel(const WeightMatrix& w, int64_t row0, int64_t nrows, float* dst) {
