@@ -553,8 +553,9 @@ TEST(Activations, SigmoidAndSiluRelative) {
 
 // The 8-lane path of the in-place ops (sigmoid8: e = e^-|x| by Cody-Waite + degree-7 polynomial, ~2 ulp, then
 // 1 + e and one division): within 8u relative wherever the result is a normal float, over [-20, 20] densely
-// and out to the ends of the range. Below -87 e^-|x| is flushed to 0, so sigmoid and silu give exactly 0 there
-// (the true values are below 1.7e-38). Infinities saturate (silu(-inf) = -inf * 0 is NaN) and NaN stays NaN.
+// and out to the ends of the range. Below -87 e^-|x| is flushed to 0, so sigmoid and silu give exactly 0
+// there (the true values are below 1.7e-38). Infinities saturate (silu(-inf) = -inf * 0 is NaN) and NaN stays
+// NaN.
 TEST(Activations, VectorSigmoidAndSiluOverTheWholeRange) {
   std::vector<float> xs = activation_grid();
   for (float v : {30.0f, 60.0f, 86.9f, 87.0f, 87.1f, 88.7f, 89.0f, 100.0f, 1e4f, 1e30f}) {
