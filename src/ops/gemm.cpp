@@ -390,7 +390,7 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
     auto work = [&](bool parallel) {
       // Pack the depth blocks (shared by the team), then take column chunks until none are left.
       if (parallel) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int64_t b = 0; b < k_blocks; ++b)
           pack_a(xs, ldx, 0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
       } else {
