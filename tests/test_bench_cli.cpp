@@ -1,0 +1,131 @@
+// `krea2 bench` through the CLI on small shapes: the JSON line carries the fields issue 3 asks for with
+// values that agree with the analytic FLOP formula and with each other, the GEMM options are applied, and bad
+// options fail with a message and a non-zero exit.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "bench/flops.h"
+#include "krea2/config.h"
+#include "support/test_util.h"
+
+namespace krea2 {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs `krea2 bench <args>`; returns the exit status and fills `output` with stdout + stderr.
+int bench(const std::string& args, std::string* output) {
+  return test::run_command(test::cli_path() + " bench " + args, output);
+}
+
+// The last line of `output` that is a JSON object.
+nlohmann::json json_line(const std::string& output) {
+  std::istringstream lines(output);
+  std::string line, last;
+  while (std::getline(lines, line))
+    if (!line.empty() && line.front() == '{') last = line;
+  return nlohmann::json::parse(last);
+}
+
+std::string tiny_config() {
+  return test::fixture_dir("tiny") + "/transformer/config.json";
+}
+
+// The fields every --json line must have, and how they relate.
+void expect_summary(const nlohmann::json& j, double flops, double peak) {
+  ASSERT_TRUE(j.contains("median_s") && j.contains("flops") && j.contains("gflops") &&
+              j.contains("peak_gflops") && j.contains("peak_rss_bytes"))
+      << j.dump();
+  const double median = j["median_s"];
+  EXPECT_GT(median, 0.0);
+  EXPECT_DOUBLE_EQ(j["flops"].get<double>(), flops);
+  EXPECT_NEAR(j["gflops"].get<double>(), flops * 1e-9 / median, 1e-9 * flops / median);
+  EXPECT_DOUBLE_EQ(j["peak_gflops"].get<double>(), peak);
+  EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), int64_t(1) << 20);
+  EXPECT_LE(j["min_s"].get<double>(), median);
+  EXPECT_GE(j["max_s"].get<double>(), median);
+}
+
+TEST(BenchCli, ForwardJsonOnAnyConfig) {
+  std::string out;
+  ASSERT_EQ(bench("--config " + tiny_config() +
+                      " --layers 1 --image-tokens 12 --text-tokens 5 --batch 2 --reps 2 --warmup 0"
+                      " --peak-gflops 100 --json --quiet",
+                  &out),
+            0)
+      << out;
+  const nlohmann::json j = json_line(out);
+  Config c = Config::from_json_file(tiny_config());
+  c.num_layers = 1;
+  expect_summary(j, forward_flops(c, 2, 12, 5).total(), 100.0);
+  EXPECT_EQ(j["mode"], "forward");
+  EXPECT_EQ(j["reps"], 2);
+  EXPECT_EQ(j["image_tokens"], 12);
+  EXPECT_EQ(j["image_grid"], nlohmann::json({3, 4}));
+  EXPECT_EQ(j["config"]["num_layers"], 1);
+  EXPECT_EQ(j["weights"], "F32");
+  EXPECT_EQ(j["gemm"], "packed");
+  // Per-stage times: the text path and each kind of op in the blocks, each with a time >= 0.
+  for (const char* stage :
+       {"text_path", "text.gemm", "gemm", "attention", "norm_mod_rope", "final_layer", "timestep"}) {
+    ASSERT_TRUE(j["stages"].contains(stage)) << stage << " in " << j["stages"].dump();
+    EXPECT_GE(j["stages"][stage]["seconds"].get<double>(), 0.0) << stage;
+  }
+}
+
+TEST(BenchCli, GemmBackendAndBlockingAreApplied) {
+  std::string out;
+  ASSERT_EQ(bench("--config " + tiny_config() +
+                      " --layers 1 --image-tokens 8 --text-tokens 3 --reps 1 --warmup 0 --weights bf16"
+                      " --gemm openblas --gemm-blocking 12,32,64 --peak-gflops 50 --json --quiet",
+                  &out),
+            0)
+      << out;
+  const nlohmann::json j = json_line(out);
+  EXPECT_EQ(j["gemm"], "openblas");
+  EXPECT_EQ(j["gemm_blocking"], nlohmann::json({12, 32, 64}));
+  EXPECT_EQ(j["weights"], "BF16");
+}
+
+TEST(BenchCli, AttentionJsonWithMeasuredPeak) {
+  std::string out;
+  ASSERT_EQ(
+      bench("--only attention --seq 100 --heads 4 --kv-heads 2 --head-dim 16 --reps 1 --json --quiet", &out),
+      0)
+      << out;
+  const nlohmann::json j = json_line(out);
+  ASSERT_TRUE(j.contains("peak_gflops"));
+  const double peak = j["peak_gflops"];
+  EXPECT_GT(peak, 1.0);  // measured by the FMA micro-benchmark
+  expect_summary(j, attention_flops(100, 4, 16), peak);
+  EXPECT_DOUBLE_EQ(attention_flops(100, 4, 16), 4.0 * 100 * 100 * 16 * 4);
+  EXPECT_EQ(j["mode"], "attention");
+  EXPECT_GE(j["attention_extra_bytes"].get<int64_t>(), 0);
+}
+
+TEST(BenchCli, BadOptionsFailClearly) {
+  const std::string small = " --config " + tiny_config() + " --layers 1 --image-tokens 4 --text-tokens 2";
+  const std::pair<std::string, std::string> cases[] = {
+      {small + " --gemm mkl", "--gemm must be 'packed' or 'openblas', found 'mkl'"},
+      {small + " --gemm-blocking 1,2", "--gemm-blocking must be three positive integers"},
+      {small + " --gemm-blocking 6,0,16", "--gemm-blocking must be three positive integers"},
+      {small + " --weights f64", "--weights must be f32, bf16 or f16"},
+      {small + " --seq 10", "--seq"},
+      {" --only attention", "--only attention needs --seq"},
+      {" --only attention --seq 10 --gemm packed", "--gemm"},
+      {" --only attention --seq 10 --heads 6 --kv-heads 4", "must be divisible"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(args);
+    std::string out;
+    EXPECT_NE(bench(args + " --peak-gflops 10 --quiet", &out), 0);
+    EXPECT_THAT(out, HasSubstr(message));
+  }
+}
+
+}  // namespace
+}  // namespace krea2
