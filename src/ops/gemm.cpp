@@ -228,22 +228,24 @@ int64_t block_stride(int64_t rows, int64_t kc_max) {
 class PrefetchWalk {
  public:
   PrefetchWalk(const void* base, int64_t rows, int64_t row_bytes, int64_t stride, int64_t steps)
-      : base_(static_cast<const char*>(base)), stride_(stride), rows_(rows) {
-    // Start at the line holding the first byte; a misaligned row spans one line more.
-    offset_ = int64_t(reinterpret_cast<uintptr_t>(base_) % 64);
-    row_lines_ = row_bytes > 0 ? (offset_ + row_bytes + 63) / 64 : 0;
+      : stride_(stride), rows_(rows) {
+    // Addresses as integers: the walk starts at the line holding the first byte, which may precede `base`
+    // (prefetches never fault). A misaligned row spans one line more.
+    const auto address = reinterpret_cast<uintptr_t>(base);
+    line0_ = address & ~uintptr_t(63);
+    row_lines_ = row_bytes > 0 ? (int64_t(address - line0_) + row_bytes + 63) / 64 : 0;
     per_step_ = (rows_ * row_lines_ + steps - 1) / std::max<int64_t>(steps, 1);
   }
   void step() {
     for (int64_t n = 0; n < per_step_ && next_ < rows_ * row_lines_; ++n, ++next_) {
       const int64_t r = next_ / row_lines_, l = next_ % row_lines_;
-      _mm_prefetch(base_ + r * stride_ - offset_ + l * 64, _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(line0_ + uintptr_t(r * stride_ + l * 64)), _MM_HINT_T1);
     }
   }
 
  private:
-  const char* base_;
-  int64_t stride_, rows_, offset_ = 0, row_lines_ = 0, per_step_ = 0, next_ = 0;
+  uintptr_t line0_ = 0;
+  int64_t stride_, rows_, row_lines_ = 0, per_step_ = 0, next_ = 0;
 };
 
 // y[0.., n0..n0+nc) over all of K, for packed rows [a.row0, a.row0 + a.rows); y points at row a.row0.
