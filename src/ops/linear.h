@@ -25,8 +25,9 @@ struct LinearScratch {
 
 // The matrix product behind linear() for more than 4 rows.
 enum class LinearBackend {
-  // gemm_xwt (ops/gemm.h) for every weight dtype: the default, measured faster than OpenBLAS on the model's
-  // shapes on the target machine because its threads share the work dynamically.
+  // gemm_xwt (ops/gemm.h) for every weight dtype: the default. Inside the forward on the target machine it
+  // measured faster than OpenBLAS (its threads share the work dynamically); on single products the two trade
+  // places from run to run.
   kPackedGemm,
   // OpenBLAS sgemm: F32 weights straight from memory, BF16/F16 widened a panel at a time into scratch first.
   kOpenBlas,
