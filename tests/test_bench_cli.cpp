@@ -69,6 +69,7 @@ TEST(BenchCli, ForwardJsonOnAnyConfig) {
   EXPECT_EQ(j["config"]["num_layers"], 1);
   EXPECT_EQ(j["weights"], "F32");
   EXPECT_EQ(j["gemm"], "packed");
+  EXPECT_FALSE(j.contains("kernel_ceiling_gflops"));  // --peak-gflops: nothing measured, no ceiling either
   // Per-stage times: the text path and each kind of op in the blocks, each with a time >= 0.
   for (const char* stage :
        {"text_path", "text.gemm", "gemm", "attention", "norm_mod_rope", "final_layer", "timestep"}) {
@@ -105,6 +106,14 @@ TEST(BenchCli, AttentionJsonWithMeasuredPeak) {
   EXPECT_DOUBLE_EQ(attention_flops(100, 4, 16), 4.0 * 100 * 100 * 16 * 4);
   EXPECT_EQ(j["mode"], "attention");
   EXPECT_GE(j["attention_extra_bytes"].get<int64_t>(), 0);
+  // With a measured peak comes the GEMM ceiling, as a share of that peak.
+  ASSERT_TRUE(j.contains("kernel_ceiling_gflops") && j.contains("kernel_ceiling_best_gflops") &&
+              j.contains("fma_chains_median_gflops"))
+      << j.dump();
+  const double ceiling = j["kernel_ceiling_gflops"];
+  EXPECT_GT(ceiling, 0.0);
+  EXPECT_LE(ceiling, j["kernel_ceiling_best_gflops"].get<double>());
+  EXPECT_NEAR(j["kernel_ceiling_percent_of_peak"].get<double>(), 100.0 * ceiling / peak, 1e-9 * ceiling);
 }
 
 TEST(BenchCli, BadOptionsFailClearly) {

@@ -17,6 +17,7 @@
 #include "args.h"
 #include "bench/flops.h"
 #include "bench/fma_peak.h"
+#include "bench/kernel_ceiling.h"
 #include "commands.h"
 #include "krea2/model.h"
 #include "model/weights.h"
@@ -70,7 +71,7 @@ Common options:
   --reps R              timed repetitions (default 3); times are medians over reps
   --warmup W            untimed repetitions first (default 1)
   --threads N           OpenMP threads (default: all cores); the FMA peak is measured with the same count
-  --peak-gflops G       use G as the peak instead of measuring it
+  --peak-gflops G       use G as the peak instead of measuring it (also skips the ceiling below)
   --json                print one JSON line instead of the table (times in s, sizes in bytes)
   --quiet               no progress output (progress is only shown on a terminal anyway)
 
@@ -87,6 +88,11 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
 GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
 12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again
 while it reads under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
+The ceiling (after the timed reps, ~1.5 s): the GEMM's 6x16 microkernel alone on operands that stay in L1,
+in 15 rounds alternating with the peak's FMA loop, median reported. No GEMM-bound run can beat it at that
+moment; on a shared host it can sit well under the peak (the FMA loop touches no memory, the kernel loads).
+JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
+fma_chains_median_gflops.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16
@@ -250,12 +256,30 @@ nlohmann::json summary(const std::vector<double>& times, double flops, double pe
   return j;
 }
 
+// The GEMM ceiling (bench/kernel_ceiling.h), measured right after the timed reps so that it sees the same
+// conditions. Skipped with --peak-gflops, which asks for no measurement.
+void add_ceiling(nlohmann::json& j, const Args& args, Progress& progress) {
+  if (args.has("--peak-gflops")) return;
+  progress.message("measuring the GEMM microkernel alone (the ceiling)");
+  const KernelCeiling c = measure_kernel_ceiling(omp_get_max_threads(), 15);
+  j["kernel_ceiling_gflops"] = c.kernel_median_gflops;
+  j["kernel_ceiling_best_gflops"] = c.kernel_best_gflops;
+  j["kernel_ceiling_percent_of_peak"] = 100.0 * c.kernel_median_gflops / j["peak_gflops"].get<double>();
+  j["fma_chains_median_gflops"] = c.fma_median_gflops;
+}
+
 void print_summary(const nlohmann::json& j) {
   std::printf("total: median %.4f s (min %.4f, max %.4f over %d reps)\n", j["median_s"].get<double>(),
               j["min_s"].get<double>(), j["max_s"].get<double>(), j["reps"].get<int>());
   std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
               j["peak_gflops"].get<double>(), j["threads"].get<int>());
+  if (j.contains("kernel_ceiling_gflops"))
+    std::printf(
+        "       ceiling: the GEMM microkernel alone (operands in L1) ran at median %.1f GFLOP/s = %.1f%% of "
+        "the peak\n                (best %.1f); the peak's FMA loop in the same rounds: median %.1f\n",
+        j["kernel_ceiling_gflops"].get<double>(), j["kernel_ceiling_percent_of_peak"].get<double>(),
+        j["kernel_ceiling_best_gflops"].get<double>(), j["fma_chains_median_gflops"].get<double>());
   std::printf("       peak RSS %s\n", human_bytes(double(j["peak_rss_bytes"].get<int64_t>())).c_str());
   std::printf("       1-min load average %.2f before the run, %.2f after (this run adds up to %d)\n",
               j["load_average_1m"].get<double>(), j["load_average_1m_after"].get<double>(),
@@ -405,6 +429,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const std::vector<StageRow> rows = stage_rows(median_stages(text_times), median_stages(main_times),
                                                 median(encode_s), median(predict_s), f);
   nlohmann::json j = summary(total_s, f.total(), peak, warmup, load, args.has("--quiet"));
+  add_ceiling(j, args, progress);
   j["mode"] = "forward";
   j["config"] = nlohmann::json::parse(c.to_json_text());
   j["batch"] = B;
@@ -481,6 +506,7 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   const int64_t extra = std::max<int64_t>(0, peak_rss_bytes() - rss_before);
 
   nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load, args.has("--quiet"));
+  add_ceiling(j, args, progress);
   j["mode"] = "attention";
   j["seq"] = S;
   j["heads"] = heads;

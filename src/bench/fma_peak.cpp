@@ -66,6 +66,10 @@ double timed_run(int threads, int64_t iters) {
 
 }  // namespace
 
+double fma_chains_seconds(int threads, int64_t fmas) {
+  return timed_run(std::max(threads, 1), std::max<int64_t>(1, fmas / kChains));
+}
+
 double measure_fma_peak_gflops(int threads) {
   threads = std::max(threads, 1);
   // Calibrate to ~0.1 s per run (also wakes the threads and lets the clock ramp up).

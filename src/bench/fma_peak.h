@@ -1,5 +1,6 @@
 // The machine's measured float32 FMA peak: the denominator of `krea2 bench`'s "% of peak".
 #pragma once
+#include <cstdint>
 
 namespace krea2 {
 
@@ -9,5 +10,9 @@ namespace krea2 {
 // i.e. the scheduler kept two threads on one core). This is what a perfect float32 GEMM could reach on these
 // cores (no memory traffic), e.g. ~90 GFLOP/s per core of the target VM at ~2.8 GHz.
 double measure_fma_peak_gflops(int threads);
+
+// Seconds for a team of `threads` OpenMP threads to each issue `fmas` 256-bit FMAs (16 FLOPs each) on the
+// peak measurement's independent chains; the slowest thread sets the time.
+double fma_chains_seconds(int threads, int64_t fmas);
 
 }  // namespace krea2

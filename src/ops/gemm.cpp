@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -339,6 +340,16 @@ void set_gemm_blocking(const GemmBlocking& blocking) {
     throw std::invalid_argument("set_gemm_blocking: all block sizes must be positive");
   }
   g_blocking = {round_up(blocking.mc, kMR), blocking.kc, round_up(blocking.nc, kNR), blocking.pack_limit};
+}
+
+void gemm_microkernel_repeat(int64_t calls) {
+  constexpr int64_t kc = 256;
+  static_assert(kGemmMicrokernelFlops == 2 * kMR * kNR * kc);
+  alignas(64) static thread_local float a[kc * kMR], b[kc * kNR], tile[kMR * kNR];
+  // Small values: the sums stay normal (no denormal slow path) and finite.
+  std::fill(std::begin(a), std::end(a), 1.0f / 1024);
+  std::fill(std::begin(b), std::end(b), 1.0f / 1024);
+  for (int64_t i = 0; i < calls; ++i) kernel_6x16(kc, a, b, tile, kNR, false);
 }
 
 void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, float* y, int64_t ldy,

@@ -45,4 +45,10 @@ struct GemmBlocking {
 GemmBlocking gemm_blocking();
 void set_gemm_blocking(const GemmBlocking& blocking);
 
+// The microkernel alone, for `krea2 bench`'s ceiling: `calls` runs of the 6x16 kernel at depth 256 over the
+// same packed panels, which stay in L1 (no packing, no traffic beyond L1). Its throughput bounds what
+// gemm_xwt can reach on this core at that moment. Each call is kGemmMicrokernelFlops FLOPs.
+constexpr int64_t kGemmMicrokernelFlops = 2 * 6 * 16 * 256;
+void gemm_microkernel_repeat(int64_t calls);
+
 }  // namespace krea2

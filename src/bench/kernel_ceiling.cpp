@@ -1,0 +1,64 @@
+#include "bench/kernel_ceiling.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "bench/fma_peak.h"
+#include "ops/gemm.h"
+
+namespace krea2 {
+namespace {
+
+// Seconds for every thread of the team to finish `calls` microkernel runs (the slowest sets the time).
+double kernel_seconds(int threads, int64_t calls) {
+  double start = 0.0, stop = 0.0;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp barrier
+#pragma omp master
+    start = omp_get_wtime();
+    gemm_microkernel_repeat(calls);
+#pragma omp barrier
+#pragma omp master
+    stop = omp_get_wtime();
+  }
+  return stop - start;
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+KernelCeiling measure_kernel_ceiling(int threads, int rounds) {
+  threads = std::max(threads, 1);
+  rounds = std::max(rounds, 1);
+  // Calibrate to ~0.05 s per run.
+  int64_t calls = 256;
+  double t = kernel_seconds(threads, calls);
+  while (t < 0.01) {
+    calls *= 4;
+    t = kernel_seconds(threads, calls);
+  }
+  calls = std::max<int64_t>(1, int64_t(double(calls) * 0.05 / t));
+  const double flops = double(threads) * double(calls) * double(kGemmMicrokernelFlops);
+  const int64_t fmas = calls * (kGemmMicrokernelFlops / 16);  // 16 FLOPs per 256-bit FMA
+  std::vector<double> kernel, fma;
+  for (int r = 0; r < rounds; ++r) {
+    kernel.push_back(flops / kernel_seconds(threads, calls) * 1e-9);
+    fma.push_back(double(threads) * double(fmas) * 16.0 / fma_chains_seconds(threads, fmas) * 1e-9);
+  }
+  KernelCeiling c;
+  c.kernel_median_gflops = median_of(kernel);
+  c.kernel_best_gflops = *std::max_element(kernel.begin(), kernel.end());
+  c.fma_median_gflops = median_of(fma);
+  c.fma_best_gflops = *std::max_element(fma.begin(), fma.end());
+  return c;
+}
+
+}  // namespace krea2

@@ -1,0 +1,20 @@
+// How close a GEMM can come to the FMA peak on this machine right now: the GEMM microkernel on L1-resident
+// operands, timed in alternation with the peak's pure FMA chains.
+#pragma once
+
+namespace krea2 {
+
+// GFLOP/s of the whole team (medians and bests over the rounds).
+struct KernelCeiling {
+  double kernel_median_gflops = 0.0;  // gemm_microkernel_repeat: loads from L1 plus FMAs
+  double kernel_best_gflops = 0.0;
+  double fma_median_gflops = 0.0;  // FMAs alone (the peak's loop), the same FLOPs per round
+  double fma_best_gflops = 0.0;
+};
+
+// `rounds` rounds of ~0.05 s each of the microkernel and of the FMA chains, on `threads` threads, so both see
+// the same conditions. On a shared host the two can differ by much more than on a quiet one: something else
+// on the core (an SMT sibling) can slow every load while leaving register-only FMAs alone.
+KernelCeiling measure_kernel_ceiling(int threads, int rounds);
+
+}  // namespace krea2
