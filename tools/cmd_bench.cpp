@@ -91,6 +91,7 @@ while it reads under 80 % of threads x the one-thread figure: the scheduler had 
 The ceiling (after the timed reps, ~1.5 s): the GEMM's 6x16 microkernel alone on operands that stay in L1,
 in 15 rounds alternating with the peak's FMA loop, median reported. No GEMM-bound run can beat it at that
 moment; on a shared host it can sit well under the peak (the FMA loop touches no memory, the kernel loads).
+If the FMA loop runs faster in these rounds than in the first measurement, the peak is raised to that.
 JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
 fma_chains_median_gflops.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
@@ -262,6 +263,13 @@ void add_ceiling(nlohmann::json& j, const Args& args, Progress& progress) {
   if (args.has("--peak-gflops")) return;
   progress.message("measuring the GEMM microkernel alone (the ceiling)");
   const KernelCeiling c = measure_kernel_ceiling(omp_get_max_threads(), 15);
+  // The FMA loop ran again in those rounds; the peak is the best it ever reached (a first measurement taken
+  // while the host was busy reads low, and every % of peak with it).
+  if (c.fma_best_gflops > j["peak_gflops"].get<double>()) {
+    j["peak_gflops_first"] = j["peak_gflops"];
+    j["peak_gflops"] = c.fma_best_gflops;
+    j["percent_of_peak"] = 100.0 * j["gflops"].get<double>() / c.fma_best_gflops;
+  }
   j["kernel_ceiling_gflops"] = c.kernel_median_gflops;
   j["kernel_ceiling_best_gflops"] = c.kernel_best_gflops;
   j["kernel_ceiling_percent_of_peak"] = 100.0 * c.kernel_median_gflops / j["peak_gflops"].get<double>();
@@ -274,6 +282,9 @@ void print_summary(const nlohmann::json& j) {
   std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
               j["peak_gflops"].get<double>(), j["threads"].get<int>());
+  if (j.contains("peak_gflops_first"))
+    std::printf("       (peak raised from %.1f: the FMA loop ran faster in the ceiling's rounds)\n",
+                j["peak_gflops_first"].get<double>());
   if (j.contains("kernel_ceiling_gflops"))
     std::printf(
         "       ceiling: the GEMM microkernel alone (operands in L1) ran at median %.1f GFLOP/s = %.1f%% of "
