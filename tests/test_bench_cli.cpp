@@ -45,6 +45,7 @@ void expect_summary(const nlohmann::json& j, double flops, double peak) {
   EXPECT_DOUBLE_EQ(j["flops"].get<double>(), flops);
   EXPECT_NEAR(j["gflops"].get<double>(), flops * 1e-9 / median, 1e-9 * flops / median);
   EXPECT_DOUBLE_EQ(j["peak_gflops"].get<double>(), peak);
+  EXPECT_NEAR(j["percent_of_peak"].get<double>(), 100.0 * j["gflops"].get<double>() / peak, 1e-9 * 100.0);
   EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), int64_t(1) << 20);
   EXPECT_LE(j["min_s"].get<double>(), median);
   EXPECT_GE(j["max_s"].get<double>(), median);
