@@ -9,11 +9,6 @@ namespace krea2 {
 
 namespace {
 
-float* sized(std::vector<float>& buf, int64_t n) {
-  if (buf.size() < size_t(n)) buf.resize(size_t(n));
-  return buf.data();
-}
-
 // m = temb_mod[s] + table for every sample: (samples, 6 * width).
 std::vector<float> sample_modulation(const Modulation& mod, const std::vector<float>& table, int64_t width) {
   const int64_t samples = int64_t(mod.row_begin.size()) - 1;

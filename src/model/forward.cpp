@@ -142,19 +142,19 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
     sample_row0[size_t(s + 1)] = sample_row0[size_t(s)] + ctx.lengths[size_t(s)];
 
   // Layerwise blocks: each token's nl tapped layers form one short sequence.
-  std::vector<float> x(size_t(T * nl * Dt));
-  for (int64_t s = 0, r = 0; s < B; ++s)
-    for (int64_t j = 0; j < ctx.lengths[size_t(s)]; ++j, ++r)
-      std::memcpy(x.data() + r * nl * Dt,
-                  encoder_hidden_states.ptr() + (s * L + ctx.token_index[size_t(r)]) * nl * Dt,
-                  size_t(nl * Dt) * sizeof(float));
   Workspace& ws = thread_workspace();
   ws.times = options.times;
+  float* x = sized(ws.x, T * nl * Dt);  // every row written below
+  for (int64_t s = 0, r = 0; s < B; ++s)
+    for (int64_t j = 0; j < ctx.lengths[size_t(s)]; ++j, ++r)
+      std::memcpy(x + r * nl * Dt,
+                  encoder_hidden_states.ptr() + (s * L + ctx.token_index[size_t(r)]) * nl * Dt,
+                  size_t(nl * Dt) * sizeof(float));
   const BlockDims td = text_dims(c);
   std::vector<Segment> layer_segments(static_cast<size_t>(T));
   for (int64_t r = 0; r < T; ++r) layer_segments[size_t(r)] = {r * nl, nl};
   for (size_t i = 0; i < w.layerwise_blocks.size(); ++i) {
-    run_block(w.layerwise_blocks[i], td, x.data(), T * nl, layer_segments, nullptr, nullptr, nullptr, ws);
+    run_block(w.layerwise_blocks[i], td, x, T * nl, layer_segments, nullptr, nullptr, nullptr, ws);
     if (options.progress)
       options.progress("text", int(i + 1), int(w.layerwise_blocks.size() + w.refiner_blocks.size()));
   }
@@ -164,7 +164,7 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
   for (int64_t r = 0; r < T; ++r)
     for (int64_t n = 0; n < nl; ++n) {
       const float p = w.projector[size_t(n)];
-      const float* src = x.data() + (r * nl + n) * Dt;
+      const float* src = x + (r * nl + n) * Dt;
       float* dst = y.data() + r * Dt;
       for (int64_t i = 0; i < Dt; ++i) dst[i] += p * src[i];
     }
@@ -235,7 +235,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
   for (int64_t s = 0; s < B; ++s)
     mod.row_begin[size_t(s + 1)] = mod.row_begin[size_t(s)] + text.lengths[size_t(s)] + N;
   const int64_t R = mod.row_begin[size_t(B)];
-  std::vector<float> x(size_t(R * H));
+  float* x = sized(ws.x, R * H);  // every row written below: text rows copied, image rows by img_in
   std::vector<float> positions(size_t(R * 3));
   std::vector<uint8_t> key_valid(size_t(R), 1);
   bool any_invalid = false;
@@ -244,7 +244,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
     int64_t text_row = 0;
     for (int64_t s = 0; s < B; ++s) {
       const int64_t r0 = mod.row_begin[size_t(s)], Ls = text.lengths[size_t(s)];
-      std::memcpy(x.data() + r0 * H, text.rows.ptr() + text_row * H, size_t(Ls * H) * sizeof(float));
+      std::memcpy(x + r0 * H, text.rows.ptr() + text_row * H, size_t(Ls * H) * sizeof(float));
       std::memcpy(positions.data() + r0 * 3, text.positions.ptr() + text_row * 3,
                   size_t(Ls * 3) * sizeof(float));
       for (int64_t j = 0; j < Ls; ++j) {
@@ -252,15 +252,15 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
         any_invalid |= key_valid[size_t(r0 + j)] == 0;
       }
       std::memcpy(positions.data() + (r0 + Ls) * 3, image_positions.ptr(), size_t(N * 3) * sizeof(float));
-      linear(hidden_states.ptr() + s * N * C, N, C, w.img_in.weight, w.img_in.bias.data(),
-             x.data() + (r0 + Ls) * H, H, ws.scratch);
+      linear(hidden_states.ptr() + s * N * C, N, C, w.img_in.weight, w.img_in.bias.data(), x + (r0 + Ls) * H,
+             H, ws.scratch);
       text_row += Ls;
     }
   }
   if (options.trace) {
     Tensor img({B, N, H});
     for (int64_t s = 0; s < B; ++s)
-      std::memcpy(img.ptr() + s * N * H, x.data() + (mod.row_begin[size_t(s)] + text.lengths[size_t(s)]) * H,
+      std::memcpy(img.ptr() + s * N * H, x + (mod.row_begin[size_t(s)] + text.lengths[size_t(s)]) * H,
                   size_t(N * H) * sizeof(float));
     (*options.trace)["img_in"] = std::move(img);
   }
@@ -271,8 +271,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
     segments.push_back({mod.row_begin[size_t(s)], mod.row_begin[size_t(s + 1)] - mod.row_begin[size_t(s)]});
   const BlockDims md = main_dims(c);
   for (size_t i = 0; i < w.blocks.size(); ++i) {
-    run_block(w.blocks[i], md, x.data(), R, segments, any_invalid ? key_valid.data() : nullptr, &rope, &mod,
-              ws);
+    run_block(w.blocks[i], md, x, R, segments, any_invalid ? key_valid.data() : nullptr, &rope, &mod, ws);
     if (options.trace) {
       // (B, L + N, H) with text rows at their original token index.
       const int64_t L = text.text_len;
@@ -281,9 +280,9 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
       for (int64_t s = 0; s < B; ++s) {
         const int64_t r0 = mod.row_begin[size_t(s)], Ls = text.lengths[size_t(s)];
         for (int64_t j = 0; j < Ls; ++j)
-          std::memcpy(t.ptr() + (s * (L + N) + text.token_index[size_t(text_row + j)]) * H,
-                      x.data() + (r0 + j) * H, size_t(H) * sizeof(float));
-        std::memcpy(t.ptr() + (s * (L + N) + L) * H, x.data() + (r0 + Ls) * H, size_t(N * H) * sizeof(float));
+          std::memcpy(t.ptr() + (s * (L + N) + text.token_index[size_t(text_row + j)]) * H, x + (r0 + j) * H,
+                      size_t(H) * sizeof(float));
+        std::memcpy(t.ptr() + (s * (L + N) + L) * H, x + (r0 + Ls) * H, size_t(N * H) * sizeof(float));
         text_row += Ls;
       }
       (*options.trace)["transformer_blocks." + std::to_string(i)] = std::move(t);
@@ -304,7 +303,7 @@ Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, cons
         shift[size_t(i)] = temb[size_t(s * H + i)] + w.final_scale_shift_table[size_t(H + i)];
       }
       const int64_t img0 = mod.row_begin[size_t(s)] + text.lengths[size_t(s)];
-      rms_norm(x.data() + img0 * H, N, H, H, w.final_norm.data(), float(c.norm_eps), h.data() + s * N * H, H,
+      rms_norm(x + img0 * H, N, H, H, w.final_norm.data(), float(c.norm_eps), h.data() + s * N * H, H,
                scale.data(), shift.data());
     }
     linear(h.data(), B * N, H, w.final_linear.weight, w.final_linear.bias.data(), out.ptr(), C, ws.scratch);
