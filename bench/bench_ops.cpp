@@ -4,6 +4,8 @@
 //   krea2_bench_ops                                   everything (a few minutes on 2 cores)
 //   krea2_bench_ops --benchmark_filter='Linear/BF16'  one weight dtype (packed GEMM and OpenBLAS)
 //   krea2_bench_ops --benchmark_filter='Attention'    attention only
+//   krea2_bench_ops --benchmark_filter='Microkernel'  the GEMM microkernel on L1 operands (one core's
+//   ceiling)
 //
 // Times are wall clock (UseRealTime: the ops are multithreaded). FLOPS counters count 2 per multiply-add
 // (linear: 2 M out in; attention: 4 S^2 head_dim heads); element-wise ops report bytes/s read + written.
@@ -21,6 +23,7 @@
 #include "krea2/tensor.h"
 #include "ops/activations.h"
 #include "ops/attention.h"
+#include "ops/gemm.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -167,6 +170,13 @@ void BM_SwigluInplace(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * 3 * rows * kFfn * int64_t(sizeof(float)));
 }
 
+// The GEMM microkernel alone on one thread, operands in L1: the per-core ceiling of the Linear cases.
+void BM_GemmMicrokernel(benchmark::State& state) {
+  constexpr int64_t kCalls = 1000;
+  for (auto _ : state) gemm_microkernel_repeat(kCalls);
+  set_flops(state, double(kCalls) * double(kGemmMicrokernelFlops));
+}
+
 void register_all() {
   // Grouped by weight (dtype, shape) so the WeightCache regenerates each matrix once.
   for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
@@ -184,6 +194,7 @@ void register_all() {
       }
     }
   }
+  benchmark::RegisterBenchmark("GemmMicrokernel/L1/1thread", BM_GemmMicrokernel);
   benchmark::RegisterBenchmark("Attention/48x128_kv12", BM_Attention)
       ->ArgName("S")
       ->Arg(1088)
