@@ -45,23 +45,13 @@ __attribute__((noinline)) float fma_chains(int64_t iters, float mul, float add) 
   return s;
 }
 
-// Seconds for every thread to finish `iters` rounds (the slowest thread sets the time, as in a parallel
-// GEMM).
+// Seconds for every thread to finish `iters` rounds.
 double timed_run(int threads, int64_t iters) {
-  double start = 0.0, stop = 0.0;
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp barrier
-#pragma omp master
-    start = omp_get_wtime();
+  return team_seconds(threads, [iters] {
     const float r = fma_chains(iters, g_mul, g_add);
 #pragma omp critical
     g_sink = g_sink + r;
-#pragma omp barrier
-#pragma omp master
-    stop = omp_get_wtime();
-  }
-  return stop - start;
+  });
 }
 
 }  // namespace

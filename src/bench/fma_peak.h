@@ -1,8 +1,28 @@
 // The machine's measured float32 FMA peak: the denominator of `krea2 bench`'s "% of peak".
 #pragma once
+#include <omp.h>
+
 #include <cstdint>
 
 namespace krea2 {
+
+// Seconds for every thread of a team of `threads` to run work() once, timed from a common start: the slowest
+// thread sets the time, as in a parallel GEMM.
+template <class Work>
+double team_seconds(int threads, Work work) {
+  double start = 0.0, stop = 0.0;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp barrier
+#pragma omp master
+    start = omp_get_wtime();
+    work();
+#pragma omp barrier
+#pragma omp master
+    stop = omp_get_wtime();
+  }
+  return stop - start;
+}
 
 // GFLOP/s of `threads` OpenMP threads each issuing 256-bit FMAs (8 lanes x 2 FLOPs = 16 FLOPs per
 // instruction) on independent accumulator chains: 10 runs of ~0.1 s, the best kept (~1.5 s in all with a

@@ -1,7 +1,5 @@
 #include "bench/kernel_ceiling.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -12,20 +10,8 @@
 namespace krea2 {
 namespace {
 
-// Seconds for every thread of the team to finish `calls` microkernel runs (the slowest sets the time).
 double kernel_seconds(int threads, int64_t calls) {
-  double start = 0.0, stop = 0.0;
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp barrier
-#pragma omp master
-    start = omp_get_wtime();
-    gemm_microkernel_repeat(calls);
-#pragma omp barrier
-#pragma omp master
-    stop = omp_get_wtime();
-  }
-  return stop - start;
+  return team_seconds(threads, [calls] { gemm_microkernel_repeat(calls); });
 }
 
 double median_of(std::vector<double> v) {
