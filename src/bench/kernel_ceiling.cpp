@@ -33,11 +33,12 @@ KernelCeiling measure_kernel_ceiling(int threads, int rounds) {
   }
   calls = std::max<int64_t>(1, int64_t(double(calls) * 0.05 / t));
   const double flops = double(threads) * double(calls) * double(kGemmMicrokernelFlops);
-  const int64_t fmas = calls * (kGemmMicrokernelFlops / 16);  // 16 FLOPs per 256-bit FMA
+  constexpr int64_t kFlopsPerFma = 16;  // 8 float lanes x (multiply + add)
+  const int64_t fmas = calls * (kGemmMicrokernelFlops / kFlopsPerFma);
   std::vector<double> kernel, fma;
   for (int r = 0; r < rounds; ++r) {
     kernel.push_back(flops / kernel_seconds(threads, calls) * 1e-9);
-    fma.push_back(double(threads) * double(fmas) * 16.0 / fma_chains_seconds(threads, fmas) * 1e-9);
+    fma.push_back(flops / fma_chains_seconds(threads, fmas) * 1e-9);  // the same FLOPs as the kernel's
   }
   KernelCeiling c;
   c.kernel_median_gflops = median_of(kernel);

@@ -35,13 +35,13 @@ class StageTimer {
   double start_;
 };
 
-// Buffers reused across blocks of one forward call (sized on first use, never shrunk).
 // buf grown to at least n floats (never shrunk; contents kept), as a pointer.
 inline float* sized(std::vector<float>& buf, int64_t n) {
   if (buf.size() < size_t(n)) buf.resize(size_t(n));
   return buf.data();
 }
 
+// Buffers reused across blocks and forward calls (sized on first use, never shrunk).
 struct Workspace {
   std::vector<float> h, q, k, v, g, o, a, u;
   // The residual stream of encode_text's layerwise blocks, then of predict's blocks: reused, so a forward
