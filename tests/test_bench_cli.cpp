@@ -96,7 +96,7 @@ TEST(BenchCli, GemmBackendAndBlockingAreApplied) {
 TEST(BenchCli, AttentionJsonWithMeasuredPeak) {
   std::string out;
   ASSERT_EQ(
-      bench("--only attention --seq 100 --heads 4 --kv-heads 2 --head-dim 16 --reps 1 --json --quiet", &out),
+      bench("--only attention --seq 100 --heads 4 --kv-heads 2 --head-dim 16 --reps 2 --json --quiet", &out),
       0)
       << out;
   const nlohmann::json j = json_line(out);
@@ -115,6 +115,7 @@ TEST(BenchCli, AttentionJsonWithMeasuredPeak) {
   EXPECT_GT(ceiling, 0.0);
   EXPECT_LE(ceiling, j["kernel_ceiling_best_gflops"].get<double>());
   EXPECT_NEAR(j["kernel_ceiling_percent_of_peak"].get<double>(), 100.0 * ceiling / peak, 1e-9 * ceiling);
+  EXPECT_EQ(j["kernel_ceiling_rounds"], 10);  // 5 rounds after each timed rep (--reps 2)
 }
 
 TEST(BenchCli, BadOptionsFailClearly) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,12 +89,12 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
 GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
 12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again
 while it reads under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
-The ceiling (after the timed reps, ~1.5 s): the GEMM's 6x16 microkernel alone on operands that stay in L1,
-in 15 rounds alternating with the peak's FMA loop, median reported. No GEMM-bound run can beat it at that
+The ceiling (~0.5 s after each timed rep): the GEMM's 6x16 microkernel alone on operands that stay in L1, in
+5 rounds per rep alternating with the peak's FMA loop, median over all rounds reported. No GEMM-bound run can beat it at that
 moment; on a shared host it can sit well under the peak (the FMA loop touches no memory, the kernel loads).
 If the FMA loop runs faster in these rounds than in the first measurement, the peak is raised to that.
 JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
-fma_chains_median_gflops.
+fma_chains_median_gflops, kernel_ceiling_rounds.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16
@@ -257,12 +258,17 @@ nlohmann::json summary(const std::vector<double>& times, double flops, double pe
   return j;
 }
 
-// The GEMM ceiling (bench/kernel_ceiling.h), measured right after the timed reps so that it sees the same
-// conditions. Skipped with --peak-gflops, which asks for no measurement.
-void add_ceiling(nlohmann::json& j, const Args& args, Progress& progress) {
-  if (args.has("--peak-gflops")) return;
-  progress.message("measuring the GEMM microkernel alone (the ceiling)");
-  const KernelCeiling c = measure_kernel_ceiling(omp_get_max_threads(), 15);
+// The GEMM ceiling (bench/kernel_ceiling.h): kCeilingRoundsPerRep rounds after each timed rep, so that it
+// sees the conditions of the run. None with --peak-gflops, which asks for no measurement.
+constexpr int kCeilingRoundsPerRep = 5;
+std::optional<KernelCeilingMeter> ceiling_meter(const Args& args) {
+  if (args.has("--peak-gflops")) return std::nullopt;
+  return KernelCeilingMeter(omp_get_max_threads());
+}
+
+void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& meter) {
+  if (!meter) return;
+  const KernelCeiling c = meter->result();
   // The FMA loop ran again in those rounds; the peak is the best it ever reached (a first measurement taken
   // while the host was busy reads low, and every % of peak with it).
   if (c.fma_best_gflops > j["peak_gflops"].get<double>()) {
@@ -270,6 +276,7 @@ void add_ceiling(nlohmann::json& j, const Args& args, Progress& progress) {
     j["peak_gflops"] = c.fma_best_gflops;
     j["percent_of_peak"] = 100.0 * j["gflops"].get<double>() / c.fma_best_gflops;
   }
+  j["kernel_ceiling_rounds"] = meter->rounds();
   j["kernel_ceiling_gflops"] = c.kernel_median_gflops;
   j["kernel_ceiling_best_gflops"] = c.kernel_best_gflops;
   j["kernel_ceiling_percent_of_peak"] = 100.0 * c.kernel_median_gflops / j["peak_gflops"].get<double>();
@@ -414,6 +421,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   // norm_mod_rope keys would otherwise mix the text path into the blocks' numbers.
   std::vector<StageTimes> text_times(static_cast<size_t>(reps)), main_times(static_cast<size_t>(reps));
   std::vector<double> encode_s, predict_s, total_s;
+  std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args);
   for (int i = 0; i < warmup + reps; ++i) {
     const bool timed = i >= warmup;
     ForwardOptions text_opt, main_opt;
@@ -431,6 +439,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
       encode_s.push_back(b - a);
       predict_s.push_back(e - b);
       total_s.push_back(e - a);
+      if (ceiling) ceiling->measure(kCeilingRoundsPerRep);
     }
     progress.update(timed ? "timed" : "warmup", i + 1, warmup + reps);
   }
@@ -440,7 +449,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const std::vector<StageRow> rows = stage_rows(median_stages(text_times), median_stages(main_times),
                                                 median(encode_s), median(predict_s), f);
   nlohmann::json j = summary(total_s, f.total(), peak, warmup, load, args.has("--quiet"));
-  add_ceiling(j, args, progress);
+  add_ceiling(j, ceiling);
   j["mode"] = "forward";
   j["config"] = nlohmann::json::parse(c.to_json_text());
   j["batch"] = B;
@@ -503,13 +512,17 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   const AttentionShape shape{heads, kv, hd};
   const std::vector<Segment> segments = {Segment{0, S}};
 
+  std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args);
   const int64_t rss_before = current_rss_bytes();
   std::vector<double> times;
   for (int i = 0; i < warmup + reps; ++i) {
     const double a = omp_get_wtime();
     attention(q.data(), qw, k.data(), kw, v.data(), kw, out.data(), qw, shape, segments);
     const double e = omp_get_wtime();
-    if (i >= warmup) times.push_back(e - a);
+    if (i >= warmup) {
+      times.push_back(e - a);
+      if (ceiling) ceiling->measure(kCeilingRoundsPerRep);
+    }
     progress.update(i >= warmup ? "timed" : "warmup", i + 1, warmup + reps);
   }
   progress.finish();
@@ -517,7 +530,7 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   const int64_t extra = std::max<int64_t>(0, peak_rss_bytes() - rss_before);
 
   nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load, args.has("--quiet"));
-  add_ceiling(j, args, progress);
+  add_ceiling(j, ceiling);
   j["mode"] = "attention";
   j["seq"] = S;
   j["heads"] = heads;

@@ -21,31 +21,41 @@ double median_of(std::vector<double> v) {
 
 }  // namespace
 
-KernelCeiling measure_kernel_ceiling(int threads, int rounds) {
-  threads = std::max(threads, 1);
-  rounds = std::max(rounds, 1);
-  // Calibrate to ~0.05 s per run.
+KernelCeilingMeter::KernelCeilingMeter(int threads) : threads_(std::max(threads, 1)) {
+  // Calibrate to ~0.05 s per round.
   int64_t calls = 256;
-  double t = kernel_seconds(threads, calls);
+  double t = kernel_seconds(threads_, calls);
   while (t < 0.01) {
     calls *= 4;
-    t = kernel_seconds(threads, calls);
+    t = kernel_seconds(threads_, calls);
   }
-  calls = std::max<int64_t>(1, int64_t(double(calls) * 0.05 / t));
-  const double flops = double(threads) * double(calls) * double(kGemmMicrokernelFlops);
+  calls_ = std::max<int64_t>(1, int64_t(double(calls) * 0.05 / t));
+}
+
+void KernelCeilingMeter::measure(int rounds) {
+  const double flops = double(threads_) * double(calls_) * double(kGemmMicrokernelFlops);
   constexpr int64_t kFlopsPerFma = 16;  // 8 float lanes x (multiply + add)
-  const int64_t fmas = calls * (kGemmMicrokernelFlops / kFlopsPerFma);
-  std::vector<double> kernel, fma;
+  const int64_t fmas = calls_ * (kGemmMicrokernelFlops / kFlopsPerFma);
   for (int r = 0; r < rounds; ++r) {
-    kernel.push_back(flops / kernel_seconds(threads, calls) * 1e-9);
-    fma.push_back(flops / fma_chains_seconds(threads, fmas) * 1e-9);  // the same FLOPs as the kernel's
+    kernel_.push_back(flops / kernel_seconds(threads_, calls_) * 1e-9);
+    fma_.push_back(flops / fma_chains_seconds(threads_, fmas) * 1e-9);  // the same FLOPs as the kernel's
   }
+}
+
+KernelCeiling KernelCeilingMeter::result() const {
   KernelCeiling c;
-  c.kernel_median_gflops = median_of(kernel);
-  c.kernel_best_gflops = *std::max_element(kernel.begin(), kernel.end());
-  c.fma_median_gflops = median_of(fma);
-  c.fma_best_gflops = *std::max_element(fma.begin(), fma.end());
+  if (kernel_.empty()) return c;
+  c.kernel_median_gflops = median_of(kernel_);
+  c.kernel_best_gflops = *std::max_element(kernel_.begin(), kernel_.end());
+  c.fma_median_gflops = median_of(fma_);
+  c.fma_best_gflops = *std::max_element(fma_.begin(), fma_.end());
   return c;
+}
+
+KernelCeiling measure_kernel_ceiling(int threads, int rounds) {
+  KernelCeilingMeter meter(threads);
+  meter.measure(rounds);
+  return meter.result();
 }
 
 }  // namespace krea2

@@ -1,6 +1,8 @@
 // How close a GEMM can come to the FMA peak on this machine right now: the GEMM microkernel on L1-resident
 // operands, timed in alternation with the peak's pure FMA chains.
 #pragma once
+#include <cstdint>
+#include <vector>
 
 namespace krea2 {
 
@@ -12,9 +14,24 @@ struct KernelCeiling {
   double fma_best_gflops = 0.0;
 };
 
-// `rounds` rounds of ~0.05 s each of the microkernel and of the FMA chains, on `threads` threads, so both see
-// the same conditions. On a shared host the two can differ by much more than on a quiet one: something else
-// on the core (an SMT sibling) can slow every load while leaving register-only FMAs alone.
+// Rounds of ~0.05 s each of the microkernel and of the FMA chains, on `threads` threads, so both see the same
+// conditions. On a shared host the two can differ by much more than on a quiet one: something else on the
+// core (an SMT sibling) can slow every load while leaving register-only FMAs alone. Rounds can be taken at
+// several moments (e.g. between the timed reps of a benchmark) and summarised together.
+class KernelCeilingMeter {
+ public:
+  explicit KernelCeilingMeter(int threads);  // calibrates the round length
+  void measure(int rounds);
+  KernelCeiling result() const;  // over every round so far; zeros before the first
+  int rounds() const { return int(kernel_.size()); }
+
+ private:
+  int threads_;
+  int64_t calls_ = 0;  // microkernel calls per thread per round
+  std::vector<double> kernel_, fma_;
+};
+
+// A meter's result after `rounds` rounds taken now.
 KernelCeiling measure_kernel_ceiling(int threads, int rounds);
 
 }  // namespace krea2
