@@ -90,8 +90,9 @@ GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 
 12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again
 while it reads under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
 The ceiling (~0.5 s after each timed rep): the GEMM's 6x16 microkernel alone on operands that stay in L1, in
-5 rounds per rep alternating with the peak's FMA loop, median over all rounds reported. No GEMM-bound run can beat it at that
-moment; on a shared host it can sit well under the peak (the FMA loop touches no memory, the kernel loads).
+5 rounds per rep alternating with the peak's FMA loop; the median over all rounds is reported. No GEMM-bound
+run can beat it at that moment; on a shared host it can sit well under the peak (the FMA loop touches no
+memory, the kernel loads).
 If the FMA loop runs faster in these rounds than in the first measurement, the peak is raised to that.
 JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
 fma_chains_median_gflops, kernel_ceiling_rounds.

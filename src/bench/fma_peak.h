@@ -31,7 +31,9 @@ double team_seconds(int threads, Work work) {
 // cores (no memory traffic), e.g. ~90 GFLOP/s per core of the target VM at ~2.8 GHz.
 double measure_fma_peak_gflops(int threads);
 
-// Seconds for a team of `threads` OpenMP threads to each issue `fmas` 256-bit FMAs (16 FLOPs each) on the
+constexpr int64_t kFlopsPerFma = 16;  // one 256-bit float FMA: 8 lanes x (multiply + add)
+
+// Seconds for a team of `threads` OpenMP threads to each issue `fmas` 256-bit FMAs (kFlopsPerFma each) on the
 // peak measurement's independent chains; the slowest thread sets the time.
 double fma_chains_seconds(int threads, int64_t fmas);
 

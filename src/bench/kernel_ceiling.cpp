@@ -34,7 +34,6 @@ KernelCeilingMeter::KernelCeilingMeter(int threads) : threads_(std::max(threads,
 
 void KernelCeilingMeter::measure(int rounds) {
   const double flops = double(threads_) * double(calls_) * double(kGemmMicrokernelFlops);
-  constexpr int64_t kFlopsPerFma = 16;  // 8 float lanes x (multiply + add)
   const int64_t fmas = calls_ * (kGemmMicrokernelFlops / kFlopsPerFma);
   for (int r = 0; r < rounds; ++r) {
     kernel_.push_back(flops / kernel_seconds(threads_, calls_) * 1e-9);
@@ -50,12 +49,6 @@ KernelCeiling KernelCeilingMeter::result() const {
   c.fma_median_gflops = median_of(fma_);
   c.fma_best_gflops = *std::max_element(fma_.begin(), fma_.end());
   return c;
-}
-
-KernelCeiling measure_kernel_ceiling(int threads, int rounds) {
-  KernelCeilingMeter meter(threads);
-  meter.measure(rounds);
-  return meter.result();
 }
 
 }  // namespace krea2

@@ -31,7 +31,4 @@ class KernelCeilingMeter {
   std::vector<double> kernel_, fma_;
 };
 
-// A meter's result after `rounds` rounds taken now.
-KernelCeiling measure_kernel_ceiling(int threads, int rounds);
-
 }  // namespace krea2
