@@ -120,7 +120,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     if (dt == entry.end() || !dt->is_string()) throw_at(path, where + "missing or non-string \"dtype\"");
     const std::string& dtype_str = dt->get_ref<const std::string&>();
     std::optional<DType> dtype = dtype_from_name(dtype_str);
-    if (!dtype) throw_at(path, where + "unknown dtype \"" + dtype_str + "\"");
+    if (!dtype || !dtype_is_safetensors(*dtype)) throw_at(path, where + "unknown dtype \"" + dtype_str + "\"");
 
     auto sh = entry.find("shape");
     if (sh == entry.end()) throw_at(path, where + "missing \"shape\"");

@@ -5,6 +5,7 @@
 #include "krea2/error.h"
 #include "krea2/tensor.h"
 #include "tensor/convert.h"
+#include "tensor/quant_blocks.h"
 
 namespace krea2 {
 
@@ -12,25 +13,60 @@ namespace {
 struct DTypeInfo {
   DType type;
   std::string_view name;
-  size_t size;
+  int64_t block_elements;
+  int64_t block_bytes;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
-    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
+    {DType::F64, "F64", 1, 8},         {DType::F32, "F32", 1, 4},         {DType::F16, "F16", 1, 2},
+    {DType::BF16, "BF16", 1, 2},       {DType::I64, "I64", 1, 8},         {DType::I32, "I32", 1, 4},
+    {DType::I16, "I16", 1, 2},         {DType::I8, "I8", 1, 1},           {DType::U8, "U8", 1, 1},
+    {DType::BOOL, "BOOL", 1, 1},       {DType::F8_E4M3, "F8_E4M3", 1, 1}, {DType::F8_E5M2, "F8_E5M2", 1, 1},
+    {DType::Q4_0, "Q4_0", 32, 18},     {DType::Q4_1, "Q4_1", 32, 20},     {DType::Q5_0, "Q5_0", 32, 22},
+    {DType::Q5_1, "Q5_1", 32, 24},     {DType::Q8_0, "Q8_0", 32, 34},     {DType::Q2_K, "Q2_K", 256, 84},
+    {DType::Q3_K, "Q3_K", 256, 110},   {DType::Q4_K, "Q4_K", 256, 144},   {DType::Q5_K, "Q5_K", 256, 176},
+    {DType::Q6_K, "Q6_K", 256, 210},
 };
+
+const DTypeInfo* info(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return &d;
+  return nullptr;
+}
 }  // namespace
 
 size_t dtype_size(DType t) {
-  for (const auto& d : kDTypes)
-    if (d.type == t) return d.size;
-  return 0;
+  const DTypeInfo* d = info(t);
+  return d && d->block_elements == 1 ? size_t(d->block_bytes) : 0;
+}
+
+bool dtype_is_block(DType t) {
+  const DTypeInfo* d = info(t);
+  return d && d->block_elements > 1;
+}
+
+int64_t dtype_block_elements(DType t) {
+  const DTypeInfo* d = info(t);
+  return d ? d->block_elements : 1;
+}
+
+int64_t dtype_block_bytes(DType t) {
+  const DTypeInfo* d = info(t);
+  return d ? d->block_bytes : 0;
+}
+
+int64_t dtype_row_bytes(DType t, int64_t n) {
+  const DTypeInfo* d = info(t);
+  if (!d || n < 0 || n % d->block_elements != 0) return -1;
+  return n / d->block_elements * d->block_bytes;
+}
+
+bool dtype_is_safetensors(DType t) {
+  return !dtype_is_block(t);
 }
 
 std::string_view dtype_name(DType t) {
-  for (const auto& d : kDTypes)
-    if (d.type == t) return d.name;
-  return "?";
+  const DTypeInfo* d = info(t);
+  return d ? d->name : "?";
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
@@ -136,6 +172,9 @@ Tensor to_float_tensor(const TensorView& v) {
       break;
     case DType::BOOL:
       for (size_t i = 0; i < n; ++i) t.data[i] = uint8_t(p[i]) ? 1.0f : 0.0f;
+      break;
+    default:  // fp8 and the block formats (blocks are contiguous: decode the whole tensor as one row)
+      decode_row_reference(v.dtype, p, int64_t(n), t.data.data());
       break;
   }
   return t;
