@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "krea2/model.h"
+#include "support/fixture_io.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -15,36 +16,15 @@ namespace {
 
 using test::fixture_dir;
 
-struct Tolerance {
-  double rel_l2 = 0, max_abs_over_max_ref = 0;
-};
+using test::expect_close;
+using test::Tolerance;
 
 Tolerance read_tolerance(const std::string& name) {
-  std::ifstream f(fixture_dir(name) + "/case.json");
-  auto j = nlohmann::json::parse(f);
-  return {j["tolerance"]["rel_l2"].get<double>(), j["tolerance"]["max_abs_over_max_ref"].get<double>()};
+  return test::read_tolerance_file(fixture_dir(name) + "/case.json");
 }
 
 ForwardInputs read_inputs(const std::string& path) {
-  SafetensorsFile f(path);
-  ForwardInputs in;
-  in.hidden_states = to_float_tensor(*f.find("hidden_states"));
-  in.encoder_hidden_states = to_float_tensor(*f.find("encoder_hidden_states"));
-  in.timestep = to_float_tensor(*f.find("timestep"));
-  in.position_ids = to_float_tensor(*f.find("position_ids"));
-  if (const TensorView* m = f.find("encoder_attention_mask")) in.encoder_attention_mask = to_float_tensor(*m);
-  return in;
-}
-
-void expect_close(const Tensor& got, const TensorView& ref_view, const Tolerance& tol,
-                  const std::string& what) {
-  Tensor ref = to_float_tensor(ref_view);
-  ASSERT_EQ(got.shape, ref.shape) << what;
-  const size_t n = ref.data.size();
-  const double rel = test::rel_l2(got.ptr(), ref.ptr(), n);
-  const double max_ratio = test::max_abs_diff(got.ptr(), ref.ptr(), n) / test::max_abs(ref.ptr(), n);
-  EXPECT_LE(rel, tol.rel_l2) << what;
-  EXPECT_LE(max_ratio, tol.max_abs_over_max_ref) << what;
+  return test::read_forward_inputs(path);
 }
 
 class FixtureCase : public ::testing::TestWithParam<std::string> {};

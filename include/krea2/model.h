@@ -65,17 +65,31 @@ struct LoadOptions {
   std::vector<std::string>* warnings = nullptr;
 };
 
+// How a checkpoint was read (filled by Model::load; `krea2 inspect` prints it).
+struct LoadInfo {
+  std::string file_format;                    // "safetensors", "safetensors, 3 shard(s)", "GGUF v3"
+  std::string names;                          // "original Krea names, prefix 'model.diffusion_model.'"
+  std::string config_source;                  // a config.json path, "krea2.* metadata", "tensor shapes"
+  std::vector<std::string> config_defaulted;  // keys no metadata or shape determined: upstream defaults
+  std::vector<std::string> ignored_tensors;   // present but never read (last.up / last.down)
+  std::string quantization;                   // "none", "ggml blocks", "ComfyUI scaled fp8 ...", ...
+};
+
 class Model {
  public:
-  // A diffusers folder (DIR/transformer/ or DIR with config.json + safetensors, sharded or not), or a single
-  // .safetensors file under the original Krea names (config.json beside it, else defaults). Weights stay
-  // mmap'd.
+  // A diffusers folder (DIR/transformer/ or DIR with config.json + safetensors, sharded or not), a single
+  // .safetensors file under diffusers or original Krea names (F32 / BF16 / F16, ComfyUI scaled fp8, ComfyUI
+  // int8_tensorwise + convrot; config.json beside it, else the config read off the tensor shapes), or a GGUF
+  // file (config from krea2.* metadata, else the shapes). Weights stay mmap'd and are decoded inside the
+  // matrix products.
   static Model load(const std::string& path, const LoadOptions& options = {});
   // Random weights (deterministic for a seed), scaled so activations stay finite. weight_dtype: F32, BF16 or
   // F16.
   static Model random(const Config& config, DType weight_dtype, uint64_t seed);
 
   const Config& config() const;
+  // Empty for random models.
+  const LoadInfo& load_info() const;
   // Parameter count and bytes per stored dtype.
   int64_t parameter_count() const;
   std::map<DType, int64_t> bytes_per_dtype() const;

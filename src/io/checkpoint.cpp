@@ -1,11 +1,19 @@
 #include "io/checkpoint.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 
+#if __has_include("io/gguf.h")
+#include "io/gguf.h"
+#define KREA2_HAVE_GGUF 1
+#else
+namespace krea2 { class GgufFile { public: int version() const { return 0; } }; }
+#endif
 #include "krea2/error.h"
 
 namespace krea2 {
@@ -70,6 +78,17 @@ bool safe_shard_name(const std::string& name) {
          name.find("..") == std::string::npos && name.find('\0') == std::string::npos && name != ".";
 }
 
+// A .gguf name, or the GGUF magic at the start of the file.
+bool is_gguf_file(const std::string& path) {
+  if (path.ends_with(".gguf")) return true;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char magic[4] = {};
+  const size_t got = std::fread(magic, 1, 4, f);
+  std::fclose(f);
+  return got == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
 }  // namespace
 
 std::string resolve_model_folder(const std::string& path) {
@@ -94,7 +113,17 @@ Checkpoint Checkpoint::open(const std::string& path) {
   Checkpoint ck;
   ck.folder_ = parent_folder(weights);
   const std::string wpath = weights.string();
+  ck.source_ = wpath.ends_with(".json") ? ck.folder_ : wpath;
 
+  if (is_gguf_file(wpath)) {
+#ifdef KREA2_HAVE_GGUF
+    ck.gguf_ = std::make_unique<GgufFile>(wpath);
+    for (const TensorView& t : ck.gguf_->tensors()) ck.by_name_[t.name] = &t;
+    return ck;
+#else
+    throw Error("no gguf yet");
+#endif
+  }
   if (!wpath.ends_with(".json")) {
     ck.files_.push_back(std::make_unique<SafetensorsFile>(wpath));
     // Names within one file are unique (the reader rejects duplicate keys).
@@ -153,6 +182,17 @@ Checkpoint Checkpoint::open(const std::string& path) {
       throw Error(wpath + ": tensor " + name + " is mapped to shard " + s + ", which does not hold it");
   }
   return ck;
+}
+
+Checkpoint::Checkpoint() = default;
+Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
+Checkpoint& Checkpoint::operator=(Checkpoint&&) noexcept = default;
+Checkpoint::~Checkpoint() = default;
+
+std::string Checkpoint::describe() const {
+  if (gguf_) return "GGUF v" + std::to_string(gguf_->version());
+  if (files_.size() == 1 && source_ == files_[0]->path()) return "safetensors";
+  return "safetensors, " + std::to_string(files_.size()) + " shard(s)";
 }
 
 const TensorView* Checkpoint::find(const std::string& name) const {

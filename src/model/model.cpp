@@ -18,6 +18,10 @@ const Config& Model::config() const {
   return impl_->config;
 }
 
+const LoadInfo& Model::load_info() const {
+  return impl_->load_info;
+}
+
 std::vector<TensorView> Model::parameters() const {
   std::vector<TensorView> out;
   // visit_weights takes a mutable struct; the visitor only reads.
@@ -33,7 +37,7 @@ std::vector<TensorView> Model::parameters() const {
       v.dtype = DType::F32;
       v.data = reinterpret_cast<const std::byte*>(s.vector->data());
     }
-    v.nbytes = size_t(v.numel()) * dtype_size(v.dtype);
+    v.nbytes = s.matrix ? size_t(s.matrix->rows * s.matrix->row_bytes()) : size_t(v.numel()) * sizeof(float);
     out.push_back(std::move(v));
   });
   return out;

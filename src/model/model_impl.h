@@ -5,12 +5,14 @@
 
 #include "io/checkpoint.h"
 #include "krea2/config.h"
+#include "krea2/model.h"
 #include "model/weights.h"
 
 namespace krea2 {
 
 struct ModelImpl {
   Config config;
+  LoadInfo load_info;
   ModelWeights weights;
   std::unique_ptr<Checkpoint> checkpoint;  // the mmap'd files, when loaded from disk
   // Owned weight bytes (random models, misaligned F32 copies). Left uninitialised on purpose: whoever fills a

@@ -1,22 +1,26 @@
-// Model::load: bind every parameter the config implies to a checkpoint tensor, checking names, shapes,
-// dtypes.
+// Model::load: open the checkpoint (safetensors, sharded, GGUF), settle the config (config.json, GGUF
+// metadata, or the tensor shapes), then bind every parameter the config implies to a checkpoint tensor,
+// checking names, shapes and storage types, and picking up the quantization companions (ComfyUI scales,
+// comfy_quant descriptions) of each weight.
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "krea2/model.h"
+#include "model/comfy_quant.h"
+#include "model/config_infer.h"
+#include "model/gguf_config.h"
 #include "model/model_impl.h"
 #include "model/names.h"
+#include "ops/weight_decode.h"
+#include "tensor/quant_blocks.h"
 
 namespace krea2 {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool is_float_dtype(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
-}
 
 struct FormatGuess {
   CheckpointFormat format;
@@ -28,25 +32,146 @@ FormatGuess detect_format(const Checkpoint& ckpt) {
   for (auto f : {CheckpointFormat::kDiffusers, CheckpointFormat::kKrea})
     for (const char* p : prefixes)
       if (ckpt.find(std::string(p) + format_probe_name(f))) return {f, p};
-  throw Error(ckpt.folder() + ": not a Krea 2 transformer checkpoint: found neither '" +
+  throw Error(ckpt.source() + ": not a Krea 2 transformer checkpoint: found neither '" +
               format_probe_name(CheckpointFormat::kDiffusers) + "' (diffusers names) nor '" +
-              format_probe_name(CheckpointFormat::kKrea) + "' (original Krea names)");
+              format_probe_name(CheckpointFormat::kKrea) + "' (original Krea names)" +
+              (ckpt.tensors().empty() ? " (it holds no tensors)" : ""));
 }
 
-void bind_all(ModelImpl& m, const LoadOptions& options) {
-  const Checkpoint& ckpt = *m.checkpoint;
-  const FormatGuess guess = detect_format(ckpt);
-  std::set<std::string> used;
-  std::vector<std::string> problems;
-  visit_weights(m.weights, m.config, [&](ParamSlot& slot) {
-    const TensorView* t = nullptr;
-    std::string found_name;
-    for (const auto& n : checkpoint_names(slot.name, guess.format, guess.prefix)) {
-      if ((t = ckpt.find(n))) {
-        found_name = n;
-        break;
-      }
+// The tensor a diffusers parameter name maps to under `guess`, and its checkpoint name.
+const TensorView* find_param(const Checkpoint& ckpt, const FormatGuess& guess, const std::string& name,
+                             std::string* found_name = nullptr) {
+  for (const auto& n : checkpoint_names(name, guess.format, guess.prefix))
+    if (const TensorView* t = ckpt.find(n)) {
+      if (found_name) *found_name = n;
+      return t;
     }
+  return nullptr;
+}
+
+std::string join(const std::vector<std::string>& names, size_t limit = 10) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > limit) s += ", ...";
+  return s;
+}
+
+// Settles the config and records where it came from.
+Config load_config(const Checkpoint& ckpt, const FormatGuess& guess, bool single_file, const LoadOptions& options,
+                   LoadInfo& info) {
+  const std::string config_path = ckpt.folder() + "/config.json";
+  auto inferred = [&] {
+    return infer_config_from_shapes(
+        [&](const std::string& name) { return find_param(ckpt, guess, name); }, ckpt.source());
+  };
+  if (ckpt.gguf()) {
+    // A GGUF carries its config as krea2.* metadata, if at all; the shapes fill in whatever it lacks.
+    InferredConfig from_shapes = inferred();
+    std::vector<std::string> keys;
+    Config c = apply_gguf_config_metadata(*ckpt.gguf(), from_shapes.config, &keys, options.warnings);
+    info.config_source = keys.empty() ? "tensor shapes" : "krea2.* metadata (" + std::to_string(keys.size()) + " keys)";
+    for (const std::string& k : from_shapes.defaulted)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) info.config_defaulted.push_back(k);
+    if (keys.size() < 17 && !keys.empty()) info.config_source += " + tensor shapes";
+    return c;
+  }
+  if (fs::exists(config_path)) {
+    info.config_source = config_path;
+    return Config::from_json_file(config_path, options.warnings);
+  }
+  if (!single_file)
+    throw Error(ckpt.folder() + ": no config.json (a diffusers model folder holds config.json beside the weights)");
+  InferredConfig from_shapes = inferred();
+  info.config_source = "tensor shapes (no config.json beside the file)";
+  info.config_defaulted = from_shapes.defaulted;
+  return from_shapes.config;
+}
+
+struct Binder {
+  ModelImpl& m;
+  const Checkpoint& ckpt;
+  const FormatGuess& guess;
+  std::set<std::string>& used;
+  std::vector<std::string>& problems;
+
+  const TensorView* companion(const std::vector<std::string>& names) {
+    for (const std::string& n : names)
+      if (const TensorView* t = ckpt.find(n)) {
+        used.insert(n);
+        return t;
+      }
+    return nullptr;
+  }
+
+  float* owned_floats(const Tensor& t) {
+    auto* p = reinterpret_cast<float*>(m.new_arena(t.data.size() * sizeof(float)));
+    std::copy(t.data.begin(), t.data.end(), p);
+    return p;
+  }
+
+  // A Linear weight: its storage and, for ComfyUI files, its scale and rotation.
+  void matrix(const ParamSlot& slot, const TensorView& t, const std::string& name) {
+    WeightMatrix& w = *slot.matrix;
+    w = WeightMatrix{};
+    w.dtype = t.dtype;
+    w.rows = slot.shape[0];
+    w.cols = slot.shape[1];
+    w.data = t.data;
+    if (!dtype_is_decodable(t.dtype) || t.dtype == DType::U8 || t.dtype == DType::F64) {
+      problems.push_back("tensor '" + name + "': dtype " + std::string(dtype_name(t.dtype)) +
+                         " cannot hold a weight (expected F32, F16, BF16, F8_E4M3, F8_E5M2, I8 or a GGUF "
+                         "block type)");
+      return;
+    }
+    const QuantCompanionNames names = quant_companion_names(name);
+    std::optional<ComfyQuant> quant;
+    if (!names.comfy_quant.empty())
+      if (const TensorView* q = ckpt.find(names.comfy_quant)) {
+        used.insert(names.comfy_quant);
+        quant = parse_comfy_quant(*q, ckpt.source());
+        if (quant->dtype != t.dtype) {
+          problems.push_back("tensor '" + name + "': '" + names.comfy_quant + "' says format " + quant->format +
+                             " (" + std::string(dtype_name(quant->dtype)) + "), but the weight is stored as " +
+                             std::string(dtype_name(t.dtype)));
+          return;
+        }
+        w.rotation_group = quant->rotation_group;
+      }
+    companion(names.input_scale);  // fp8 activation scales: our products run in float32
+    if (const TensorView* s = companion(names.weight_scale)) {
+      const Tensor scale = to_float_tensor(*s);
+      if (scale.numel() == 1) {
+        w.scale = scale.data[0];
+      } else if (scale.numel() == w.rows && (s->shape.size() == 1 || (s->shape.size() == 2 && s->shape[1] == 1))) {
+        w.row_scales = owned_floats(scale);
+      } else {
+        problems.push_back("tensor '" + s->name + "': expected one scale or one per output row (shape (" +
+                           std::to_string(w.rows) + ", 1)), found shape " + shape_str(s->shape));
+        return;
+      }
+    } else if (t.dtype == DType::I8) {
+      problems.push_back("tensor '" + name + "': an I8 weight needs its scale '" + names.weight_scale[0] +
+                         "' (ComfyUI int8_tensorwise), which is missing");
+      return;
+    }
+    try {
+      check_weight_matrix(w, "weight");
+    } catch (const std::invalid_argument& e) {
+      problems.push_back("tensor '" + name + "': " + e.what());
+      return;
+    }
+    // OpenBLAS wants aligned float32; a misaligned F32 tensor (odd header padding) gets an aligned copy.
+    if (w.is_plain_float() && t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) {
+      std::byte* arena = m.new_arena(t.nbytes + 64);
+      auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena) + 63) & ~uintptr_t(63));
+      std::copy(t.data, t.data + t.nbytes, dst);
+      w.data = dst;
+    }
+  }
+
+  void operator()(ParamSlot& slot) {
+    std::string found_name;
+    const TensorView* t = find_param(ckpt, guess, slot.name, &found_name);
     if (!t) {
       problems.push_back("missing tensor '" + checkpoint_names(slot.name, guess.format, guess.prefix)[0] +
                          "' (expected shape " + shape_str(slot.shape) + ")");
@@ -61,46 +186,77 @@ void bind_all(ModelImpl& m, const LoadOptions& options) {
                          shape_str(t->shape));
       return;
     }
-    if (!is_float_dtype(t->dtype)) {
-      problems.push_back("tensor '" + found_name + "': expected dtype F32, F16 or BF16, found " +
-                         std::string(dtype_name(t->dtype)));
+    if (slot.matrix) return matrix(slot, *t, found_name);
+    if (!dtype_is_decodable(t->dtype) || t->dtype == DType::U8) {
+      problems.push_back("tensor '" + found_name + "': expected a float dtype (F32, F16, BF16, fp8, I8 with a "
+                         "scale, or a GGUF block type), found " + std::string(dtype_name(t->dtype)));
       return;
     }
-    if (slot.vector) {
-      *slot.vector = to_float_tensor(*t).data;
+    *slot.vector = to_float_tensor(*t).data;
+    vector_scale(*t, found_name, *slot.vector);
+  }
+
+  // ComfyUI quantizes some small tensors too (the projector): value = decode(code) * scale.
+  void vector_scale(const TensorView& t, const std::string& name, std::vector<float>& v) {
+    const QuantCompanionNames names = quant_companion_names(name);
+    if (!names.comfy_quant.empty() && ckpt.find(names.comfy_quant)) {
+      used.insert(names.comfy_quant);
+      const ComfyQuant q = parse_comfy_quant(*ckpt.find(names.comfy_quant), ckpt.source());
+      if (q.rotation_group != 0)
+        problems.push_back("tensor '" + name + "': a convrot rotation on a non-Linear tensor is not supported");
+    }
+    companion(names.input_scale);
+    const TensorView* s = companion(names.weight_scale);
+    if (!s) {
+      if (t.dtype == DType::I8)
+        problems.push_back("tensor '" + name + "': an I8 tensor needs its scale '" + names.weight_scale[0] + "'");
       return;
     }
-    WeightMatrix& w = *slot.matrix;
-    w.dtype = t->dtype;
-    w.rows = slot.shape[0];
-    w.cols = slot.shape[1];
-    w.data = t->data;
-    // sgemm wants aligned float32; a misaligned F32 tensor (odd header padding) gets an aligned copy.
-    if (t->dtype == DType::F32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) != 0) {
-      std::byte* arena = m.new_arena(t->nbytes + 64);
-      auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena) + 63) & ~uintptr_t(63));
-      std::copy(t->data, t->data + t->nbytes, dst);
-      w.data = dst;
+    const Tensor scale = to_float_tensor(*s);
+    const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+    if (scale.numel() == 1) {
+      for (float& x : v) x *= scale.data[0];
+    } else if (scale.numel() == rows && rows > 0) {
+      const size_t per_row = v.size() / size_t(rows);
+      for (size_t i = 0; i < v.size(); ++i) v[i] *= scale.data[i / per_row];
+    } else {
+      problems.push_back("tensor '" + s->name + "': expected one scale or one per row, found shape " +
+                         shape_str(s->shape));
     }
-  });
+  }
+};
+
+void bind_all(ModelImpl& m, const FormatGuess& guess, const LoadOptions& options) {
+  const Checkpoint& ckpt = *m.checkpoint;
+  std::set<std::string> used;
+  std::vector<std::string> problems;
+  visit_weights(m.weights, m.config, Binder{m, ckpt, guess, used, problems});
+  const std::string marker = scaled_fp8_marker_name(guess.prefix);
+  if (ckpt.find(marker)) used.insert(marker);
   std::vector<std::string> unexpected;
-  for (const TensorView* t : ckpt.tensors())
-    if (!used.count(t->name) && !is_ignorable_extra(t->name, guess.format, guess.prefix))
+  for (const TensorView* t : ckpt.tensors()) {
+    if (used.count(t->name)) continue;
+    if (is_ignorable_extra(t->name, guess.format, guess.prefix)) {
+      m.load_info.ignored_tensors.push_back(t->name);
+    } else {
       unexpected.push_back(t->name);
+    }
+  }
+  if (!m.load_info.ignored_tensors.empty() && options.warnings)
+    options.warnings->push_back(ckpt.source() + ": note: ignored " + std::to_string(m.load_info.ignored_tensors.size()) +
+                                " tensor(s) the model never reads: " + join(m.load_info.ignored_tensors));
   if (!unexpected.empty()) {
     std::ostringstream os;
-    os << unexpected.size() << " unexpected tensor(s) not used by this config:";
-    for (size_t i = 0; i < unexpected.size() && i < 10; ++i) os << " '" << unexpected[i] << "'";
-    if (unexpected.size() > 10) os << " ...";
+    os << unexpected.size() << " unexpected tensor(s) not used by this config: '" << join(unexpected) << "'";
     if (options.allow_unexpected) {
-      if (options.warnings) options.warnings->push_back(ckpt.folder() + ": " + os.str());
+      if (options.warnings) options.warnings->push_back(ckpt.source() + ": " + os.str());
     } else {
       problems.push_back(os.str());
     }
   }
   if (!problems.empty()) {
     std::ostringstream os;
-    os << ckpt.folder() << " (" << format_name(guess.format) << " names): checkpoint does not match config ("
+    os << ckpt.source() << " (" << format_name(guess.format) << " names): checkpoint does not match config ("
        << problems.size() << " problem(s)):";
     for (size_t i = 0; i < problems.size() && i < 20; ++i) os << "\n  " << problems[i];
     if (problems.size() > 20) os << "\n  ... and " << problems.size() - 20 << " more";
@@ -108,23 +264,44 @@ void bind_all(ModelImpl& m, const LoadOptions& options) {
   }
 }
 
+// What kind of quantization the bound weights use, for inspect.
+std::string describe_quantization(const ModelImpl& m) {
+  std::set<std::string> kinds;
+  bool marker = false;
+  for (const TensorView* t : m.checkpoint->tensors())
+    if (t->name.ends_with("scaled_fp8")) marker = true;
+  visit_weights(const_cast<ModelWeights&>(m.weights), m.config, [&](ParamSlot& s) {
+    if (!s.matrix) return;
+    const WeightMatrix& w = *s.matrix;
+    if (w.dtype == DType::I8)
+      kinds.insert(w.rotation_group ? "int8_tensorwise + convrot (G = " + std::to_string(w.rotation_group) + ")"
+                                    : "int8_tensorwise");
+    if (w.dtype == DType::F8_E4M3 || w.dtype == DType::F8_E5M2)
+      kinds.insert(marker ? "ComfyUI scaled fp8 (scaled_fp8 marker, scale_weight)"
+                          : "ComfyUI fp8 (weight_scale + comfy_quant)");
+    if (dtype_is_block(w.dtype)) kinds.insert("ggml blocks");
+  });
+  std::string s;
+  for (const std::string& k : kinds) s += (s.empty() ? "" : ", ") + k;
+  return s.empty() ? "none" : s;
+}
+
 }  // namespace
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
   auto impl = std::make_shared<ModelImpl>();
   if (!fs::exists(path)) throw Error(path + ": no such file or folder");
-  const bool single_file = fs::is_regular_file(path) && path.size() > 12 &&
-                           path.compare(path.size() - 12, 12, ".safetensors") == 0;
-  std::string folder = single_file ? fs::path(path).parent_path().string() : resolve_model_folder(path);
-  if (folder.empty()) folder = ".";
-  const std::string config_path = folder + "/config.json";
-  if (fs::exists(config_path)) {
-    impl->config = Config::from_json_file(config_path, options.warnings);
-  } else if (!single_file) {
-    throw Error(folder + ": no config.json (a diffusers model folder holds config.json beside the weights)");
-  }
-  impl->checkpoint = std::make_unique<Checkpoint>(Checkpoint::open(single_file ? path : folder));
-  bind_all(*impl, options);
+  const bool single_file = fs::is_regular_file(path);
+  impl->checkpoint = std::make_unique<Checkpoint>(Checkpoint::open(path));
+  const Checkpoint& ckpt = *impl->checkpoint;
+  const FormatGuess guess = detect_format(ckpt);
+  LoadInfo& info = impl->load_info;
+  info.file_format = ckpt.describe();
+  info.names = std::string(format_name(guess.format)) + " names" +
+               (guess.prefix.empty() ? "" : ", prefix '" + guess.prefix + "'");
+  impl->config = load_config(ckpt, guess, single_file, options, info);
+  bind_all(*impl, guess, options);
+  info.quantization = describe_quantization(*impl);
   return Model(impl);
 }
 

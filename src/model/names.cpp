@@ -71,6 +71,18 @@ std::vector<std::string> checkpoint_names(const std::string& diffusers_name, Che
   return {prefix + krea_name(diffusers_name)};
 }
 
+QuantCompanionNames quant_companion_names(const std::string& weight_name) {
+  if (!ends_with(weight_name, ".weight")) return {};
+  const std::string base = weight_name.substr(0, weight_name.size() - 7);
+  return {{base + ".weight_scale", base + ".scale_weight"},
+          base + ".comfy_quant",
+          {base + ".input_scale", base + ".scale_input"}};
+}
+
+std::string scaled_fp8_marker_name(const std::string& prefix) {
+  return prefix + "scaled_fp8";
+}
+
 bool is_ignorable_extra(const std::string& checkpoint_name, CheckpointFormat f, const std::string& prefix) {
   if (f != CheckpointFormat::kKrea) return false;
   static const std::regex extra(R"(last\.(up|down)\.(weight|bias))");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ops/simd.h"
+#include "ops/weight_decode.h"
 #include "ops/weight_elements.h"
 
 namespace krea2 {
@@ -249,28 +250,59 @@ class PrefetchWalk {
   int64_t stride_, rows_, row_lines_ = 0, per_step_ = 0, next_ = 0;
 };
 
+// Packs W^T rows [k0, k0 + kc) x columns [n0, n0 + nc) of any other stored weight (quantized, fp8, scaled):
+// each group of 16 weight rows is dequantized into `rows16` (16 x kc floats, in L1) and transposed from there
+// like an F32 weight, so the decode hides inside the packing and no float32 copy of the weight exists.
+void pack_b_decoded(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out,
+                    float* rows16) {
+  for (int64_t q = 0; q < nc; q += kNR, out += kc * kNR) {
+    const int64_t cols = std::min(kNR, nc - q);
+    for (int64_t j = 0; j < cols; ++j) decode_weight_segment(w, n0 + q + j, k0, kc, rows16 + j * kc);
+    pack_b<DType::F32>(reinterpret_cast<const unsigned char*>(rows16), kc, 0, cols, 0, kc, out);
+  }
+}
+
+thread_local AlignedBuffer t_decoded_rows;
+
+// Packs a weight panel: plain F32 / BF16 / F16 straight from memory, anything else through its decoder.
+struct WeightPacker {
+  const WeightMatrix& w;
+  void operator()(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out) const {
+    if (w.is_plain_float()) {
+      with_weight_dtype(w.dtype, "gemm_xwt", [&](auto type) {
+        pack_b<decltype(type)::value>(static_cast<const unsigned char*>(w.data), w.cols, n0, nc, k0, kc, out);
+      });
+    } else {
+      pack_b_decoded(w, n0, nc, k0, kc, out, t_decoded_rows.get(kNR * kc));
+    }
+  }
+};
+
 // y[0.., n0..n0+nc) over all of K, for packed rows [a.row0, a.row0 + a.rows); y points at row a.row0.
 //
 // While one block of packed x is in use, the next one (the next row block, or the first of the next depth
 // block) and, over a whole depth block, the next depth block's weight rows are prefetched into L2: a block of
 // packed x is otherwise read from memory by its first 16-column pass (~40 % slower kernels there), and the
-// weight's rows by pack_b.
-template <DType kType>
-void compute_chunk(const PackedRows& a, const unsigned char* w, int64_t K, int64_t n0, int64_t nc, float* y,
-                   int64_t ldy, bool accumulate, const GemmBlocking& blk, float* pb) {
-  constexpr int64_t es = kWeightElementBytes<kType>;
+// weight's rows by the packing.
+void compute_chunk(const PackedRows& a, const WeightMatrix& w, int64_t n0, int64_t nc, float* y, int64_t ldy,
+                   bool accumulate, const GemmBlocking& blk, float* pb) {
+  const int64_t K = w.cols;
+  const int64_t row_bytes = w.row_bytes();
+  const WeightPacker pack{w};
   const int64_t kc_max = std::min(blk.kc, K);
   const int64_t mc_max = std::min(blk.mc, round_up(a.rows, kMR));
   const int64_t n_panels = (nc + kNR - 1) / kNR;
   for (int64_t pc = 0, block = 0; pc < K; pc += kc_max, ++block) {
     const int64_t kc = std::min(kc_max, K - pc);
-    pack_b<kType>(w, K, n0, nc, pc, kc, pb);
+    pack(n0, nc, pc, kc, pb);
     const bool add = accumulate || pc > 0;
     const float* a_block = a.data + block * a.block_stride + a.row0 * kc;
     const int64_t next_pc = pc + kc;
     const int64_t next_kc = std::min(kc_max, K - next_pc);
-    PrefetchWalk next_w(w + (n0 * K + next_pc) * es, next_pc < K ? nc : 0, next_kc * es, K * es,
-                        n_panels * ((a.rows + kMR - 1) / kMR));
+    // Bytes of the next depth block of each weight row (block formats: proportional, rounded out).
+    const int64_t seg0 = next_pc * row_bytes / K, seg1 = (next_pc + next_kc) * row_bytes / K;
+    PrefetchWalk next_w(static_cast<const unsigned char*>(w.data) + n0 * row_bytes + seg0,
+                        next_pc < K ? nc : 0, seg1 - seg0 + 1, row_bytes, n_panels * ((a.rows + kMR - 1) / kMR));
     for (int64_t ic = 0; ic < a.rows; ic += mc_max) {
       const int64_t mc = std::min(mc_max, a.rows - ic);
       // The packed x block used next: this depth block's next rows, else the next depth block's first rows.
@@ -367,7 +399,7 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
     if (p.w.cols != K)
       throw std::invalid_argument("gemm_xwt_many: weights of " + std::to_string(K) + " and " +
                                   std::to_string(p.w.cols) + " input features cannot share x");
-    with_weight_dtype(p.w.dtype, "gemm_xwt", [](auto) {});  // throws for a dtype the kernels cannot read
+    check_weight_matrix(p.w, "gemm_xwt");  // throws for a weight the kernels cannot read
     N += p.w.rows;
   }
   if (M <= 0 || N <= 0) return;
@@ -419,11 +451,7 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
         const int64_t r1 = std::min(rows, m_panels * (part + 1) / row_parts * kMR);
         const GemmProduct& p = products[size_t(c.out)];
         const PackedRows a{packed, stride, r0, r1 - r0};
-        with_weight_dtype(p.w.dtype, "gemm_xwt", [&](auto type) {
-          compute_chunk<decltype(type)::value>(a, static_cast<const unsigned char*>(p.w.data), K, c.n0,
-                                               c.n1 - c.n0, p.y + (m0 + r0) * p.ldy, p.ldy, accumulate, blk,
-                                               pb);
-        });
+        compute_chunk(a, p.w, c.n0, c.n1 - c.n0, p.y + (m0 + r0) * p.ldy, p.ldy, accumulate, blk, pb);
       }
     };
     if (threads == 1) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "ops/gemm.h"
+#include "ops/weight_decode.h"
 #include "ops/weight_elements.h"
 #include "tensor/convert.h"
 
@@ -22,9 +24,6 @@ LinearBackend g_backend = LinearBackend::kPackedGemm;
 // matrix.
 constexpr int64_t kDirectMaxRows = 4;
 
-const std::byte* row_ptr(const WeightMatrix& w, int64_t o) {
-  return static_cast<const std::byte*>(w.data) + size_t(o) * size_t(w.cols) * dtype_size(w.dtype);
-}
 
 // y rows [0, kM) for weight rows [o_begin, o_end): reads each weight row once, straight from memory, with
 // two 8-wide accumulators per x row (one would wait on the FMA latency), and prefetches the rows a few
@@ -64,6 +63,23 @@ void direct_rows(const float* x, int64_t ldx, const WeightMatrix& w, const float
   }
 }
 
+// The same for any other stored weight: each row is dequantized once into a per-thread buffer (K floats, in
+// L1/L2) and multiplied from there.
+template <int kM>
+void direct_rows_decoded(const float* x, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
+                         int64_t ldy, bool accumulate, int64_t o_begin, int64_t o_end) {
+  thread_local std::vector<float> row;
+  row.resize(size_t(w.cols));
+  const WeightMatrix decoded{DType::F32, 1, w.cols, row.data()};
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    decode_weight_segment(w, o, 0, w.cols, row.data());
+    float acc[kM];
+    for (int m = 0; m < kM; ++m) acc[m] = accumulate ? y[m * ldy + o] : 0.0f;
+    direct_rows<DType::F32, kM>(x, ldx, decoded, nullptr, acc, 1, accumulate, 0, 1);
+    for (int m = 0; m < kM; ++m) y[m * ldy + o] = acc[m] + (bias ? bias[o] : 0.0f);
+  }
+}
+
 template <DType kType>
 void direct_rows_m(int64_t M, const float* x, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
                    int64_t ldy, bool accumulate, int64_t o_begin, int64_t o_end) {
@@ -83,6 +99,28 @@ void direct_rows_m(int64_t M, const float* x, int64_t ldx, const WeightMatrix& w
 void linear_direct(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
                    int64_t ldy, bool accumulate) {
   const bool parallel = w.rows * w.cols >= (int64_t(1) << 16);
+  if (!w.is_plain_float()) {
+#pragma omp parallel if (parallel)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t o_begin = w.rows * t / nt, o_end = w.rows * (t + 1) / nt;
+      switch (M) {
+        case 1:
+          direct_rows_decoded<1>(x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
+          break;
+        case 2:
+          direct_rows_decoded<2>(x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
+          break;
+        case 3:
+          direct_rows_decoded<3>(x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
+          break;
+        default:
+          direct_rows_decoded<4>(x, ldx, w, bias, y, ldy, accumulate, o_begin, o_end);
+          break;
+      }
+    }
+    return;
+  }
   with_weight_dtype(w.dtype, "linear", [&](auto type) {
 #pragma omp parallel if (parallel)
     {
@@ -94,13 +132,8 @@ void linear_direct(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w
 }
 
 void widen_rows_parallel(const WeightMatrix& w, int64_t row0, int64_t nrows, float* dst) {
-  const int64_t n = nrows * w.cols;
-  const int64_t chunk = 1 << 16;
 #pragma omp parallel for schedule(static)
-  for (int64_t start = 0; start < n; start += chunk) {
-    int64_t len = std::min(chunk, n - start);
-    widen_to_f32(w.dtype, row_ptr(w, row0) + size_t(start) * dtype_size(w.dtype), dst + start, size_t(len));
-  }
+  for (int64_t r = 0; r < nrows; ++r) decode_weight_segment(w, row0 + r, 0, w.cols, dst + r * w.cols);
 }
 
 }  // namespace
@@ -121,7 +154,7 @@ int64_t linear_panel_elements() {
 
 float weight_at(const WeightMatrix& w, int64_t o, int64_t i) {
   float v;
-  widen_to_f32(w.dtype, row_ptr(w, o) + size_t(i) * dtype_size(w.dtype), &v, 1);
+  decode_weight_segment(w, o, i, 1, &v);
   return v;
 }
 
@@ -136,6 +169,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
       }
     return;
   }
+  check_weight_matrix(w, "linear");
   if (M <= kDirectMaxRows) {
     linear_direct(x, M, ldx, w, bias, y, ldy, accumulate);
     return;
@@ -159,7 +193,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
     gemm_xwt(x, M, ldx, w, y, ldy, beta != 0.0f);
     return;
   }
-  if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
+  if (w.dtype == DType::F32 && w.is_plain_float() && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     const auto k = blasint(w.cols);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(M), blasint(w.rows), k, 1.0f, x,
                 blasint(ldx), static_cast<const float*>(w.data), k, beta, y, blasint(ldy));
@@ -188,12 +222,15 @@ void linear_many(const float* x, int64_t M, int64_t ldx, std::initializer_list<L
 
 void linear_reference(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias,
                       float* y, int64_t ldy) {
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t o = 0; o < w.rows; ++o) {
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t o = 0; o < w.rows; ++o) {
+    decode_weight_row_reference(w, o, row.data());
+    for (int64_t m = 0; m < M; ++m) {
       double acc = bias ? bias[o] : 0.0;
-      for (int64_t i = 0; i < w.cols; ++i) acc += double(x[m * ldx + i]) * double(weight_at(w, o, i));
+      for (int64_t i = 0; i < w.cols; ++i) acc += double(x[m * ldx + i]) * double(row[size_t(i)]);
       y[m * ldy + o] = float(acc);
     }
+  }
 }
 
 }  // namespace krea2

@@ -11,12 +11,26 @@
 
 namespace krea2 {
 
+// A weight as stored: rows of `dtype` (a float type, fp8, I8 or a ggml block format; cols a multiple of its
+// block), row-major, used in place. The stored values are decoded to float32 while a product packs them
+// (ops/weight_decode.h), then dequantized: w = decoded * scale * row_scales[o], and for int8 convrot rotated
+// back: w_row = (q s) R^T with R the block Hadamard rotation of `rotation_group` inputs. The raw rows stay
+// reachable for kernels that later compute on the stored codes directly.
 struct WeightMatrix {
   DType dtype = DType::F32;
   int64_t rows = 0;  // out features
   int64_t cols = 0;  // in features
   const void* data = nullptr;
+  float scale = 1.0f;                 // per tensor (ComfyUI scaled fp8)
+  const float* row_scales = nullptr;  // per output row (int8), or null
+  int64_t rotation_group = 0;         // convrot group size G (a power of 4), 0 = none; I8 only
   bool empty() const { return data == nullptr; }
+  int64_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
+  // Stored F32 / BF16 / F16 values used as they are (no scale, no rotation): the kernels read these directly.
+  bool is_plain_float() const {
+    return (dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16) && scale == 1.0f &&
+           row_scales == nullptr && rotation_group == 0;
+  }
 };
 
 struct LinearScratch {
