@@ -21,6 +21,7 @@
 #include "bench/kernel_ceiling.h"
 #include "commands.h"
 #include "krea2/model.h"
+#include "krea2/quantize.h"
 #include "model/weights.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
@@ -53,7 +54,12 @@ Forward options:
   --image-tokens N      image tokens per sample (default 4096: a 1024 x 1024 image)
   --text-tokens L       text tokens per sample (default 256)
   --batch B             samples (default 1)
-  --weights DTYPE       f32 | bf16 | f16 (default f32); activations are always float32
+  --weights TYPE        f32 | bf16 | f16 (default f32: every element drawn), or a quantization recipe of
+                        krea2 quantize: Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 Q4_1 Q5_0 Q5_1 Q3_K_M
+                        Q3_K_S fp8 int8-convrot (rows drawn from a pool of 128 random Gaussian rows per
+                        matrix, encoded once: seconds even for the full model). Activations are float32.
+  --compare-f32         also run one forward on the float32 weights the recipe encoded (same draw) and
+                        print the rel L2 error of the output (JSON: rel_l2_vs_f32, bits_per_weight)
   --seed S              seed of the random weights and inputs (default 0)
   --gemm BACKEND        packed (default: our GEMM, src/ops/gemm.cpp) | openblas (sgemm; bf16/f16 weights
                         widened a panel at a time first), to compare the two
@@ -168,21 +174,42 @@ std::pair<int64_t, int64_t> square_grid(int64_t n) {
   return {h, n / h};
 }
 
-DType parse_weights(const std::string& s) {
-  if (s == "f32" || s == "F32") return DType::F32;
-  if (s == "bf16" || s == "BF16") return DType::BF16;
-  if (s == "f16" || s == "F16") return DType::F16;
-  throw Error("--weights must be f32, bf16 or f16, found '" + s + "'");
+// --weights: f32 / bf16 / f16 (Model::random, every element drawn) or a quantization recipe (Q8_0, Q4_K_M,
+// fp8, int8-convrot, ...: random_quantized_model, rows drawn from a pool and encoded once).
+struct WeightChoice {
+  std::string name;
+  std::optional<DType> plain;  // set for f32 / bf16 / f16
+};
+
+WeightChoice parse_weights(const std::string& s) {
+  if (s == "f32" || s == "F32") return {"F32", DType::F32};
+  if (s == "bf16" || s == "BF16") return {"BF16", DType::BF16};
+  if (s == "f16" || s == "F16") return {"F16", DType::F16};
+  try {
+    return {quant_recipe(s).name, std::nullopt};
+  } catch (const Error& e) {
+    throw Error(std::string("--weights must be f32, bf16, f16 or a quantization recipe: ") + e.what());
+  }
 }
 
-// Bytes Model::random will allocate: matrices in `dtype`, every other parameter float32.
-int64_t weight_bytes(const Config& c, DType dtype) {
+// Bytes the random weights will take: matrices in their stored type, every other parameter float32.
+int64_t weight_bytes(const Config& c, const WeightChoice& w) {
   ModelWeights shapes;  // only sized by the visitor, never filled
+  const QuantRecipe recipe = quant_recipe(w.plain ? std::string(dtype_name(*w.plain)) : w.name);
   int64_t bytes = 0;
   visit_weights(shapes, c, [&](ParamSlot& s) {
-    bytes += shape_numel(s.shape) * int64_t(s.matrix ? dtype_size(dtype) : sizeof(float));
+    if (!s.matrix) {
+      bytes += shape_numel(s.shape) * int64_t(sizeof(float));
+      return;
+    }
+    const DType t = w.plain ? *w.plain : recipe_weight_type(recipe, s.name, s.shape[0], s.shape[1]);
+    bytes += s.shape[0] * (dtype_row_bytes(t, s.shape[1]) + (t == DType::I8 ? 4 : 0));
   });
   return bytes;
+}
+
+Model make_random_model(const Config& c, const WeightChoice& w, uint64_t seed) {
+  return w.plain ? Model::random(c, *w.plain, seed) : random_quantized_model(c, w.name, seed);
 }
 
 int64_t positive(const Args& args, const std::string& flag, int64_t fallback, int64_t min = 1) {
@@ -377,7 +404,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const int64_t B = positive(args, "--batch", 1), N = positive(args, "--image-tokens", 4096);
   const int64_t L = positive(args, "--text-tokens", 256);
   const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
-  const DType dtype = parse_weights(args.get("--weights", "f32"));
+  const WeightChoice weights = parse_weights(args.get("--weights", "f32"));
   const uint64_t seed = uint64_t(args.get_int("--seed", 0));
   const std::string gemm = args.get("--gemm", "packed");
   if (gemm != "packed" && gemm != "openblas")
@@ -395,16 +422,17 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const GemmBlocking blocking = gemm_blocking();
 
   // Model::random fills every byte; refuse before the OOM killer does.
-  const int64_t wbytes = weight_bytes(c, dtype);
-  if (wbytes > physical_memory_bytes())
-    throw Error("random weights need " + human_bytes(double(wbytes)) + " but the machine has " +
-                human_bytes(double(physical_memory_bytes())) + "; use fewer --layers or --weights bf16");
+  const int64_t wbytes = weight_bytes(c, weights);
+  const bool compare = args.has("--compare-f32");
+  const int64_t f32_bytes = compare ? weight_bytes(c, {"F32", std::nullopt}) : 0;
+  if (wbytes + f32_bytes > physical_memory_bytes())
+    throw Error("random weights need " + human_bytes(double(wbytes + f32_bytes)) + " but the machine has " +
+                human_bytes(double(physical_memory_bytes())) + "; use fewer --layers or a smaller --weights");
   const double peak = peak_gflops(args, progress, load);
 
-  progress.message("generating " + human_bytes(double(wbytes)) + " of random " +
-                   std::string(dtype_name(dtype)) + " weights");
+  progress.message("generating " + human_bytes(double(wbytes)) + " of random " + weights.name + " weights");
   const double t0 = omp_get_wtime();
-  const Model model = Model::random(c, dtype, seed);
+  const Model model = make_random_model(c, weights, seed);
   const double setup_s = omp_get_wtime() - t0;
 
   const Tensor hidden = random_tensor({B, N, c.in_channels}, seed + 1);
@@ -457,7 +485,29 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   j["image_tokens"] = N;
   j["image_grid"] = {gh, gw};
   j["text_tokens"] = L;
-  j["weights"] = std::string(dtype_name(dtype));
+  j["weights"] = weights.name;
+  if (compare) {
+    // The same forward on the float32 weights this recipe encoded (random_quantized_model "F32").
+    progress.message("comparing with the float32 weights of the same draw");
+    const Model reference = random_quantized_model(c, "F32", seed);
+    std::optional<Model> pooled;  // f32 / bf16 / f16 drew every element: redraw them from the pool
+    if (weights.plain) pooled = random_quantized_model(c, weights.name, seed);
+    const Model& tested = pooled ? *pooled : model;
+    const TextContext ctx_q = tested.encode_text(text, std::nullopt, text_pos);
+    const Tensor out_q = tested.predict(ctx_q, hidden, timestep, image_pos);
+    const TextContext ctx_f = reference.encode_text(text, std::nullopt, text_pos);
+    const Tensor out_f = reference.predict(ctx_f, hidden, timestep, image_pos);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < out_f.data.size(); ++i) {
+      num += double(out_q.data[i] - out_f.data[i]) * double(out_q.data[i] - out_f.data[i]);
+      den += double(out_f.data[i]) * double(out_f.data[i]);
+    }
+    j["rel_l2_vs_f32"] = std::sqrt(num / std::max(den, 1e-300));
+    int64_t params = 0;
+    ModelWeights shapes;
+    visit_weights(shapes, c, [&](ParamSlot& p) { params += shape_numel(p.shape); });
+    j["bits_per_weight"] = 8.0 * double(wbytes) / double(params);
+  }
   j["gemm"] = gemm;
   j["gemm_blocking"] = {blocking.mc, blocking.kc, blocking.nc};
   j["weight_bytes"] = wbytes;
@@ -482,13 +532,17 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   std::printf("  inputs   batch %lld, image tokens %lld (%lld x %lld), text tokens %lld\n", (long long)B,
               (long long)N, (long long)gh, (long long)gw, (long long)L);
   std::printf("  weights  %s, %s (generated in %.1f s); gemm %s (blocking %ld,%ld,%ld)\n",
-              std::string(dtype_name(dtype)).c_str(), human_bytes(double(wbytes)).c_str(), setup_s,
-              gemm.c_str(), long(blocking.mc), long(blocking.kc), long(blocking.nc));
+              weights.name.c_str(), human_bytes(double(wbytes)).c_str(), setup_s, gemm.c_str(),
+              long(blocking.mc), long(blocking.kc), long(blocking.nc));
   std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n\n",
               omp_get_max_threads(), reps, warmup);
   print_table(rows, median(total_s), f.total());
   std::printf("\n");
   print_summary(j);
+  if (compare)
+    std::printf(
+        "       error vs the float32 weights of the same draw: rel L2 %.3e (%.2f bits per parameter)\n",
+        j["rel_l2_vs_f32"].get<double>(), j["bits_per_weight"].get<double>());
   return 0;
 }
 
@@ -561,7 +615,7 @@ int cmd_bench(int argc, char** argv) {
   std::set<std::string> known = kCommonFlags;
   known.insert(kForwardFlags.begin(), kForwardFlags.end());
   known.insert(kAttentionFlags.begin(), kAttentionFlags.end());
-  Args args(argc, argv, known, {"--json", "--quiet", "--help"});
+  Args args(argc, argv, known, {"--json", "--quiet", "--help", "--compare-f32"});
   if (args.has("--help")) {
     std::fputs(kHelp, stdout);
     return 0;

@@ -17,10 +17,12 @@ Commands:
   generate   denoise latents from prompt embeddings (the main job): flow-matching Euler, CFG, turbo
   forward    run one transformer forward on an inputs.safetensors, write the velocity
   inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table
+  quantize   write a model as GGUF (Q8_0, Q4_K_M, ...) or ComfyUI fp8 / int8-convrot safetensors
   bench      time the forward (or attention alone) with random weights; GFLOP/s and % of FMA peak
 
-A model is a diffusers folder (DIR/transformer/ or DIR with config.json and safetensors, sharded or not) or
-a single .safetensors file under the original Krea names.
+A model is a diffusers folder (DIR/transformer/ or DIR with config.json and safetensors, sharded or not), a
+single .safetensors file (diffusers or original Krea names; F32 / BF16 / F16, ComfyUI scaled fp8, ComfyUI
+int8_tensorwise + convrot), or a GGUF file (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
 Exit status: 0 on success, 1 on any error (the message names the file, tensor or option), 2 on bad usage.
 )";
 
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return krea2::cli::cmd_inspect(argc - 2, argv + 2);
     if (command == "generate") return krea2::cli::cmd_generate(argc - 2, argv + 2);
     if (command == "bench") return krea2::cli::cmd_bench(argc - 2, argv + 2);
+    if (command == "quantize") return krea2::cli::cmd_quantize(argc - 2, argv + 2);
     std::fprintf(stderr, "krea2: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const krea2::Error& e) {

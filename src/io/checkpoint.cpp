@@ -8,12 +8,7 @@
 #include <set>
 #include <string_view>
 
-#if __has_include("io/gguf.h")
 #include "io/gguf.h"
-#define KREA2_HAVE_GGUF 1
-#else
-namespace krea2 { class GgufFile { public: int version() const { return 0; } }; }
-#endif
 #include "krea2/error.h"
 
 namespace krea2 {
@@ -116,13 +111,9 @@ Checkpoint Checkpoint::open(const std::string& path) {
   ck.source_ = wpath.ends_with(".json") ? ck.folder_ : wpath;
 
   if (is_gguf_file(wpath)) {
-#ifdef KREA2_HAVE_GGUF
     ck.gguf_ = std::make_unique<GgufFile>(wpath);
     for (const TensorView& t : ck.gguf_->tensors()) ck.by_name_[t.name] = &t;
     return ck;
-#else
-    throw Error("no gguf yet");
-#endif
   }
   if (!wpath.ends_with(".json")) {
     ck.files_.push_back(std::make_unique<SafetensorsFile>(wpath));

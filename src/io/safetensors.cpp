@@ -59,9 +59,12 @@ struct Range {
 
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
-  const std::byte* base = file_.data();
-  const size_t size = file_.size();
+SafetensorsHeader parse_safetensors(std::span<const std::byte> bytes, const std::string& path) {
+  const std::byte* base = bytes.data();
+  const size_t size = bytes.size();
+  SafetensorsHeader result;
+  std::vector<TensorView>& tensors = result.tensors;
+  std::map<std::string, std::string>& metadata = result.metadata;
   if (size < 8)
     throw_at(path, "file is " + std::to_string(size) +
                        " bytes, shorter than the 8-byte header length of a safetensors file");
@@ -108,7 +111,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
         if (!v.is_string())
           throw_at(path, "__metadata__ must be an object of strings, but key \"" + k + "\" holds a " +
                              v.type_name() + " (" + brief(v) + ")");
-        metadata_[k] = v.get<std::string>();
+        metadata[k] = v.get<std::string>();
       }
       continue;
     }
@@ -120,7 +123,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     if (dt == entry.end() || !dt->is_string()) throw_at(path, where + "missing or non-string \"dtype\"");
     const std::string& dtype_str = dt->get_ref<const std::string&>();
     std::optional<DType> dtype = dtype_from_name(dtype_str);
-    if (!dtype || !dtype_is_safetensors(*dtype)) throw_at(path, where + "unknown dtype \"" + dtype_str + "\"");
+    if (!dtype || !dtype_is_safetensors(*dtype))
+      throw_at(path, where + "unknown dtype \"" + dtype_str + "\"");
 
     auto sh = entry.find("shape");
     if (sh == entry.end()) throw_at(path, where + "missing \"shape\"");
@@ -165,9 +169,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     view.shape = std::move(shape);
     view.data = data_block + *begin;
     view.nbytes = static_cast<size_t>(*end - *begin);
-    index_[name] = tensors_.size();
-    if (*end > *begin) ranges.push_back({*begin, *end, tensors_.size()});
-    tensors_.push_back(std::move(view));
+    if (*end > *begin) ranges.push_back({*begin, *end, tensors.size()});
+    tensors.push_back(std::move(view));
   }
 
   // Two tensors sharing bytes would alias; empty tensors occupy nothing and are skipped.
@@ -175,11 +178,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   const Range* widest = nullptr;  // among the ranges seen so far, the one reaching furthest
   for (const Range& r : ranges) {
     if (widest && r.begin < widest->end)
-      throw_at(path, "tensors " + tensors_[widest->index].name + " [" + std::to_string(widest->begin) + ", " +
-                         std::to_string(widest->end) + ") and " + tensors_[r.index].name + " [" +
+      throw_at(path, "tensors " + tensors[widest->index].name + " [" + std::to_string(widest->begin) + ", " +
+                         std::to_string(widest->end) + ") and " + tensors[r.index].name + " [" +
                          std::to_string(r.begin) + ", " + std::to_string(r.end) + ") overlap");
     if (!widest || r.end > widest->end) widest = &r;
   }
+  return result;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+  SafetensorsHeader header = parse_safetensors({file_.data(), file_.size()}, path);
+  tensors_ = std::move(header.tensors);
+  metadata_ = std::move(header.metadata);
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
 const TensorView* SafetensorsFile::find(const std::string& name) const {

@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@ namespace krea2 {
 
 // Header larger than this is rejected before it is read (a malicious length cannot make us allocate).
 inline constexpr size_t kMaxSafetensorsHeaderBytes = 100u << 20;
+
+// A safetensors file's header parsed from bytes in memory: views into those bytes, and the metadata.
+struct SafetensorsHeader {
+  std::vector<TensorView> tensors;  // in header order
+  std::map<std::string, std::string> metadata;
+};
+
+// The validation SafetensorsFile does (below), over the whole file's bytes; `source` (the path) starts every
+// message. The views point into `bytes`.
+SafetensorsHeader parse_safetensors(std::span<const std::byte> bytes, const std::string& source);
 
 class SafetensorsFile {
  public:

@@ -18,8 +18,9 @@ struct InferredConfig {
 
 // `find` looks a parameter up by its diffusers name (through the checkpoint's name table) and returns null
 // when absent. Throws krea2::Error naming `source` and the tensor when a tensor the inference needs is
-// missing or has an impossible shape. The result is validated.
+// missing or has an impossible shape. The result is validated unless `validate` is false (when metadata
+// will still override the defaulted values).
 InferredConfig infer_config_from_shapes(const std::function<const TensorView*(const std::string&)>& find,
-                                        const std::string& source);
+                                        const std::string& source, bool validate = true);
 
 }  // namespace krea2

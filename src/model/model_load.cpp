@@ -57,19 +57,27 @@ std::string join(const std::vector<std::string>& names, size_t limit = 10) {
 }
 
 // Settles the config and records where it came from.
-Config load_config(const Checkpoint& ckpt, const FormatGuess& guess, bool single_file, const LoadOptions& options,
-                   LoadInfo& info) {
+Config load_config(const Checkpoint& ckpt, const FormatGuess& guess, bool single_file,
+                   const LoadOptions& options, LoadInfo& info) {
   const std::string config_path = ckpt.folder() + "/config.json";
-  auto inferred = [&] {
-    return infer_config_from_shapes(
-        [&](const std::string& name) { return find_param(ckpt, guess, name); }, ckpt.source());
+  auto inferred = [&](bool validate) {
+    return infer_config_from_shapes([&](const std::string& name) { return find_param(ckpt, guess, name); },
+                                    ckpt.source(), validate);
   };
   if (ckpt.gguf()) {
     // A GGUF carries its config as krea2.* metadata, if at all; the shapes fill in whatever it lacks.
-    InferredConfig from_shapes = inferred();
+    InferredConfig from_shapes = inferred(false);
     std::vector<std::string> keys;
     Config c = apply_gguf_config_metadata(*ckpt.gguf(), from_shapes.config, &keys, options.warnings);
-    info.config_source = keys.empty() ? "tensor shapes" : "krea2.* metadata (" + std::to_string(keys.size()) + " keys)";
+    if (keys.empty()) {
+      try {
+        c.validate();
+      } catch (const Error& e) {
+        throw Error(ckpt.source() + ": the config inferred from the tensor shapes is invalid: " + e.what());
+      }
+    }
+    info.config_source =
+        keys.empty() ? "tensor shapes" : "krea2.* metadata (" + std::to_string(keys.size()) + " keys)";
     for (const std::string& k : from_shapes.defaulted)
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) info.config_defaulted.push_back(k);
     if (keys.size() < 17 && !keys.empty()) info.config_source += " + tensor shapes";
@@ -80,8 +88,17 @@ Config load_config(const Checkpoint& ckpt, const FormatGuess& guess, bool single
     return Config::from_json_file(config_path, options.warnings);
   }
   if (!single_file)
-    throw Error(ckpt.folder() + ": no config.json (a diffusers model folder holds config.json beside the weights)");
-  InferredConfig from_shapes = inferred();
+    throw Error(ckpt.folder() +
+                ": no config.json (a diffusers model folder holds config.json beside the weights)");
+  // Files krea2 quantize writes carry their config in the safetensors metadata.
+  if (ckpt.files().size() == 1) {
+    const auto& meta = ckpt.files()[0]->metadata();
+    if (auto it = meta.find("config"); it != meta.end()) {
+      info.config_source = "the file's __metadata__ \"config\"";
+      return Config::from_json_text(it->second, ckpt.source() + " (__metadata__ config)", options.warnings);
+    }
+  }
+  InferredConfig from_shapes = inferred(true);
   info.config_source = "tensor shapes (no config.json beside the file)";
   info.config_defaulted = from_shapes.defaulted;
   return from_shapes.config;
@@ -130,9 +147,9 @@ struct Binder {
         used.insert(names.comfy_quant);
         quant = parse_comfy_quant(*q, ckpt.source());
         if (quant->dtype != t.dtype) {
-          problems.push_back("tensor '" + name + "': '" + names.comfy_quant + "' says format " + quant->format +
-                             " (" + std::string(dtype_name(quant->dtype)) + "), but the weight is stored as " +
-                             std::string(dtype_name(t.dtype)));
+          problems.push_back("tensor '" + name + "': '" + names.comfy_quant + "' says format " +
+                             quant->format + " (" + std::string(dtype_name(quant->dtype)) +
+                             "), but the weight is stored as " + std::string(dtype_name(t.dtype)));
           return;
         }
         w.rotation_group = quant->rotation_group;
@@ -142,7 +159,8 @@ struct Binder {
       const Tensor scale = to_float_tensor(*s);
       if (scale.numel() == 1) {
         w.scale = scale.data[0];
-      } else if (scale.numel() == w.rows && (s->shape.size() == 1 || (s->shape.size() == 2 && s->shape[1] == 1))) {
+      } else if (scale.numel() == w.rows &&
+                 (s->shape.size() == 1 || (s->shape.size() == 2 && s->shape[1] == 1))) {
         w.row_scales = owned_floats(scale);
       } else {
         problems.push_back("tensor '" + s->name + "': expected one scale or one per output row (shape (" +
@@ -161,7 +179,8 @@ struct Binder {
       return;
     }
     // OpenBLAS wants aligned float32; a misaligned F32 tensor (odd header padding) gets an aligned copy.
-    if (w.is_plain_float() && t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) {
+    if (w.is_plain_float() && t.dtype == DType::F32 &&
+        reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) {
       std::byte* arena = m.new_arena(t.nbytes + 64);
       auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena) + 63) & ~uintptr_t(63));
       std::copy(t.data, t.data + t.nbytes, dst);
@@ -188,8 +207,10 @@ struct Binder {
     }
     if (slot.matrix) return matrix(slot, *t, found_name);
     if (!dtype_is_decodable(t->dtype) || t->dtype == DType::U8) {
-      problems.push_back("tensor '" + found_name + "': expected a float dtype (F32, F16, BF16, fp8, I8 with a "
-                         "scale, or a GGUF block type), found " + std::string(dtype_name(t->dtype)));
+      problems.push_back("tensor '" + found_name +
+                         "': expected a float dtype (F32, F16, BF16, fp8, I8 with a "
+                         "scale, or a GGUF block type), found " +
+                         std::string(dtype_name(t->dtype)));
       return;
     }
     *slot.vector = to_float_tensor(*t).data;
@@ -203,13 +224,15 @@ struct Binder {
       used.insert(names.comfy_quant);
       const ComfyQuant q = parse_comfy_quant(*ckpt.find(names.comfy_quant), ckpt.source());
       if (q.rotation_group != 0)
-        problems.push_back("tensor '" + name + "': a convrot rotation on a non-Linear tensor is not supported");
+        problems.push_back("tensor '" + name +
+                           "': a convrot rotation on a non-Linear tensor is not supported");
     }
     companion(names.input_scale);
     const TensorView* s = companion(names.weight_scale);
     if (!s) {
       if (t.dtype == DType::I8)
-        problems.push_back("tensor '" + name + "': an I8 tensor needs its scale '" + names.weight_scale[0] + "'");
+        problems.push_back("tensor '" + name + "': an I8 tensor needs its scale '" + names.weight_scale[0] +
+                           "'");
       return;
     }
     const Tensor scale = to_float_tensor(*s);
@@ -243,7 +266,8 @@ void bind_all(ModelImpl& m, const FormatGuess& guess, const LoadOptions& options
     }
   }
   if (!m.load_info.ignored_tensors.empty() && options.warnings)
-    options.warnings->push_back(ckpt.source() + ": note: ignored " + std::to_string(m.load_info.ignored_tensors.size()) +
+    options.warnings->push_back(ckpt.source() + ": note: ignored " +
+                                std::to_string(m.load_info.ignored_tensors.size()) +
                                 " tensor(s) the model never reads: " + join(m.load_info.ignored_tensors));
   if (!unexpected.empty()) {
     std::ostringstream os;
@@ -274,8 +298,9 @@ std::string describe_quantization(const ModelImpl& m) {
     if (!s.matrix) return;
     const WeightMatrix& w = *s.matrix;
     if (w.dtype == DType::I8)
-      kinds.insert(w.rotation_group ? "int8_tensorwise + convrot (G = " + std::to_string(w.rotation_group) + ")"
-                                    : "int8_tensorwise");
+      kinds.insert(w.rotation_group
+                       ? "int8_tensorwise + convrot (G = " + std::to_string(w.rotation_group) + ")"
+                       : "int8_tensorwise");
     if (w.dtype == DType::F8_E4M3 || w.dtype == DType::F8_E5M2)
       kinds.insert(marker ? "ComfyUI scaled fp8 (scaled_fp8 marker, scale_weight)"
                           : "ComfyUI fp8 (weight_scale + comfy_quant)");
