@@ -1,14 +1,12 @@
 #include "io/gguf_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "io/atomic_file.h"
 #include "krea2/error.h"
 
 namespace krea2 {
@@ -170,28 +168,16 @@ class ValueEncoder {
 
 }  // namespace
 
-GgufWriter::GgufWriter(const std::string& path, uint32_t alignment)
-    : path_(path), tmp_(path + ".tmp"), alignment_(alignment) {
+GgufWriter::GgufWriter(const std::string& path, uint32_t alignment) : path_(path), alignment_(alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0)
     fail("alignment " + std::to_string(alignment) + " is not a nonzero power of two");
-  do {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  } while (fd_ < 0 && errno == EINTR);
-  if (fd_ < 0) fail_io("cannot create " + tmp_);
+  file_ = std::make_unique<AtomicFile>(path);
 }
 
-GgufWriter::~GgufWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!finished_) ::unlink(tmp_.c_str());
-}
+GgufWriter::~GgufWriter() = default;
 
 void GgufWriter::fail(const std::string& msg) const {
   throw Error(path_ + ": " + msg);
-}
-
-void GgufWriter::fail_io(const std::string& what) const {
-  const int err = errno;
-  throw Error(path_ + ": " + what + ": " + std::strerror(err));
 }
 
 void GgufWriter::check_usable() const {
@@ -261,18 +247,10 @@ size_t GgufWriter::add_tensor(const std::string& name, DType dtype, const Shape&
 }
 
 void GgufWriter::write_raw(const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      broken_ = true;
-      fail_io("cannot write " + tmp_);
-    }
-    p += w;
-    n -= size_t(w);
-    written_ += uint64_t(w);
-  }
+  broken_ = true;  // until the write returns
+  file_->write(data, n);
+  broken_ = false;
+  written_ += uint64_t(n);
 }
 
 void GgufWriter::pad_to_alignment() {
@@ -364,20 +342,9 @@ void GgufWriter::finish() {
     fail("finish: tensor " + q(tensors_[current_].name) + " (#" + std::to_string(current_) + " of " +
          std::to_string(tensors_.size()) + ") has " + std::to_string(current_done_) + " of " +
          std::to_string(tensors_[current_].nbytes) + " bytes written");
-  if (::fsync(fd_) != 0) {
-    broken_ = true;
-    fail_io("cannot fsync " + tmp_);
-  }
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) {
-    broken_ = true;
-    fail_io("cannot close " + tmp_);
-  }
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    broken_ = true;
-    fail_io("cannot rename " + tmp_ + " to " + path_);
-  }
+  broken_ = true;  // until the commit returns
+  file_->commit();
+  broken_ = false;
   finished_ = true;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "krea2/tensor.h"
 
 namespace krea2 {
+
+class AtomicFile;
 
 class GgufWriter {
  public:
@@ -67,15 +70,14 @@ class GgufWriter {
   };
 
   [[noreturn]] void fail(const std::string& msg) const;
-  [[noreturn]] void fail_io(const std::string& what) const;
   void check_usable() const;
   void skip_empty_tensors(const std::string& name);
   void write_raw(const void* data, size_t n);
   void pad_to_alignment();
 
-  std::string path_, tmp_;
+  std::string path_;
   uint32_t alignment_;
-  int fd_ = -1;
+  std::unique_ptr<AtomicFile> file_;  // PATH.tmp until finish() renames it
   bool header_written_ = false, finished_ = false, broken_ = false;
   std::set<std::string, std::less<>> keys_, names_;
   std::string kv_bytes_;  // the metadata entries set so far, encoded

@@ -12,6 +12,7 @@
 #include <set>
 #include <string_view>
 
+#include "io/atomic_file.h"
 #include "krea2/error.h"
 
 namespace krea2 {
@@ -198,57 +199,6 @@ const TensorView* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-namespace {
-
-// Owns the temporary file until it is renamed into place; removes it on any failure.
-class AtomicWriter {
- public:
-  explicit AtomicWriter(const std::string& path) : path_(path), tmp_(path + ".tmp") {
-    do {
-      fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    } while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0) fail("cannot create " + tmp_);
-  }
-  ~AtomicWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail("cannot write " + tmp_);
-      }
-      p += w;
-      n -= size_t(w);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("cannot fsync " + tmp_);
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("cannot close " + tmp_);
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " to " + path_);
-    committed_ = true;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) {
-    int err = errno;
-    throw Error(path_ + ": " + what + ": " + std::strerror(err));
-  }
-
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-}  // namespace
-
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   ordered_json header = ordered_json::object();
@@ -285,7 +235,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   // Pad so the data block starts 8-byte aligned (8 + header length is then a multiple of 8).
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  AtomicWriter out(path);
+  AtomicFile out(path);
   const std::string len = le64(text.size());
   out.write(len.data(), len.size());
   out.write(text.data(), text.size());
