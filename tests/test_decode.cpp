@@ -28,6 +28,7 @@
 #include "support/test_util.h"
 #include "tensor/convert.h"
 #include "tensor/decode.h"
+#include "tensor/hadamard_decode.h"
 #include "tensor/quant_blocks.h"
 
 namespace krea2 {
@@ -468,6 +469,43 @@ TEST(DecodeRow, MatchesGgufPyDequantization) {
   std::sort(types_seen.begin(), types_seen.end());
   EXPECT_EQ(types_seen, (std::vector<std::string>{"Q2_K", "Q3_K", "Q4_0", "Q4_1", "Q4_K", "Q5_0", "Q5_1",
                                                   "Q5_K", "Q6_K", "Q8_0"}));
+}
+
+}  // namespace
+}  // namespace krea2
+
+namespace krea2 {
+namespace {
+
+// The int8 convrot decoder against its integer reference, bit for bit: every group size a row can have,
+// extreme codes (all -128 / 127 reach the largest sums), odd group counts, any scale.
+TEST(DecodeHadamard, MatchesTheIntegerReference) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> code(-128, 127);
+  for (int64_t G : {4, 16, 64, 256, 1024, 4096}) {
+    for (int64_t groups : {1, 2, 3, 7}) {
+      SCOPED_TRACE("G " + std::to_string(G) + ", " + std::to_string(groups) + " groups");
+      std::vector<int8_t> q(size_t(G * groups));
+      for (auto& v : q) v = int8_t(code(rng));
+      if (groups == 3) std::fill(q.begin(), q.begin() + G, int8_t(-128));
+      if (groups == 7) std::fill(q.begin(), q.begin() + G, int8_t(127));
+      for (float factor : {1.0f, 3.0517578e-5f, 0.0123f, -7.5f}) {
+        std::vector<float> got(q.size(), -1.0f), want(q.size(), -2.0f);
+        decode_hadamard_i8(q.data(), G, groups, factor, got.data());
+        decode_hadamard_i8_reference(q.data(), G, groups, factor, want.data());
+        for (size_t i = 0; i < q.size(); ++i) ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << "element " << i;
+      }
+    }
+  }
+  // Known values: every row of H4 sums to 2, so H_16 1 = 4 1; H4 e0 is H4's first column.
+  std::vector<int8_t> ones(16, 1);
+  std::vector<float> out(16);
+  decode_hadamard_i8(ones.data(), 16, 1, 1.0f, out.data());
+  for (float v : out) EXPECT_EQ(v, 4.0f);
+  std::vector<int8_t> e0(4, 0);
+  e0[0] = 1;
+  decode_hadamard_i8(e0.data(), 4, 1, 1.0f, out.data());
+  EXPECT_EQ(std::vector<float>(out.begin(), out.begin() + 4), (std::vector<float>{1, 1, 1, -1}));
 }
 
 }  // namespace

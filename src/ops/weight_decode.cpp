@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/decode.h"
+#include "tensor/hadamard_decode.h"
 #include "tensor/quant_blocks.h"
 
 namespace krea2 {
@@ -19,40 +20,16 @@ int log4(int64_t g) {
   return g == 1 && k > 0 ? k : -1;
 }
 
-// One group of G int8 codes times the unnormalised Hadamard matrix kron(H4, ..., H4), exactly in integers
-// (|result| <= 127 G). H4 = [[1,1,1,-1],[1,1,-1,1],[1,-1,1,1],[-1,1,1,1]] is symmetric, so q H = H q and the
-// transform is one 4-point butterfly per base-4 digit of the index.
-void hadamard_int(const int8_t* q, int64_t G, int32_t* out) {
-  for (int64_t i = 0; i < G; ++i) out[i] = q[i];
-  for (int64_t stride = 1; stride < G; stride *= 4) {
-    for (int64_t base = 0; base < G; base += 4 * stride) {
-      for (int64_t j = base; j < base + stride; ++j) {
-        const int32_t a = out[j], b = out[j + stride], c = out[j + 2 * stride], d = out[j + 3 * stride];
-        const int32_t s = a + b + c + d;
-        out[j] = s - 2 * d;
-        out[j + stride] = s - 2 * c;
-        out[j + 2 * stride] = s - 2 * b;
-        out[j + 3 * stride] = s - 2 * a;
-      }
-    }
-  }
-}
-
 // Dequantizes whole groups [g0, g0 + count) of a convrot row: w = (H q) * (s / sqrt(G)). s / sqrt(G) = s 2^-k
 // is exact and so is the integer sum, so the one rounding of the product equals a float64 evaluation rounded
 // to float32.
-void decode_rotated_groups(const WeightMatrix& w, int64_t row, int64_t g0, int64_t count, float* out) {
+void decode_rotated_groups(const WeightMatrix& w, int64_t row, int64_t g0, int64_t count, float* out,
+                           bool reference) {
   const int64_t G = w.rotation_group;
   const auto* q = static_cast<const int8_t*>(w.data) + row * w.cols + g0 * G;
   const float s = (w.row_scales ? w.row_scales[row] : 1.0f) * w.scale;
   const float factor = s / float(int64_t(1) << log4(G));  // / sqrt(G) = / 2^k
-  int32_t tmp[1024];
-  std::vector<int32_t> big;
-  int32_t* t = G <= 1024 ? tmp : (big.resize(size_t(G)), big.data());
-  for (int64_t g = 0; g < count; ++g) {
-    hadamard_int(q + g * G, G, t);
-    for (int64_t i = 0; i < G; ++i) out[g * G + i] = float(t[i]) * factor;
-  }
+  (reference ? decode_hadamard_i8_reference : decode_hadamard_i8)(q, G, count, factor, out);
 }
 
 void apply_scales(const WeightMatrix& w, int64_t row, int64_t n, float* out) {
@@ -69,11 +46,13 @@ void apply_scales(const WeightMatrix& w, int64_t row, int64_t n, float* out) {
 void check_weight_matrix(const WeightMatrix& w, const char* what) {
   auto fail = [&](const std::string& why) {
     throw std::invalid_argument(std::string(what) + ": weight (" + std::to_string(w.rows) + ", " +
-                                std::to_string(w.cols) + ") " + std::string(dtype_name(w.dtype)) + ": " + why);
+                                std::to_string(w.cols) + ") " + std::string(dtype_name(w.dtype)) + ": " +
+                                why);
   };
   if (!dtype_is_decodable(w.dtype)) fail("the kernels cannot read this dtype");
   if (w.cols % dtype_block_elements(w.dtype) != 0)
-    fail("rows are not a whole number of " + std::to_string(dtype_block_elements(w.dtype)) + "-element blocks");
+    fail("rows are not a whole number of " + std::to_string(dtype_block_elements(w.dtype)) +
+         "-element blocks");
   if (w.rotation_group != 0) {
     if (w.dtype != DType::I8) fail("a Hadamard rotation is only defined for I8 weights");
     if (log4(w.rotation_group) < 0 || w.cols % w.rotation_group != 0)
@@ -92,7 +71,7 @@ void decode_weight_segment(const WeightMatrix& w, int64_t row, int64_t k0, int64
     return;
   }
   if (w.rotation_group) {
-    decode_rotated_groups(w, row, k0 / unit, n / unit, out);
+    decode_rotated_groups(w, row, k0 / unit, n / unit, out, false);
     return;
   }
   const auto* base = static_cast<const std::byte*>(w.data) + row * w.row_bytes();
@@ -102,7 +81,7 @@ void decode_weight_segment(const WeightMatrix& w, int64_t row, int64_t k0, int64
 
 void decode_weight_row_reference(const WeightMatrix& w, int64_t row, float* out) {
   if (w.rotation_group) {
-    decode_rotated_groups(w, row, 0, w.cols / w.rotation_group, out);
+    decode_rotated_groups(w, row, 0, w.cols / w.rotation_group, out, true);
     return;
   }
   decode_row_reference(w.dtype, static_cast<const std::byte*>(w.data) + row * w.row_bytes(), w.cols, out);
