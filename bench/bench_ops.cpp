@@ -174,7 +174,7 @@ void BM_SwigluInplace(benchmark::State& state) {
 void BM_GemmMicrokernel(benchmark::State& state) {
   constexpr int64_t kCalls = 1000;
   for (auto _ : state) gemm_microkernel_repeat(kCalls);
-  set_flops(state, double(kCalls) * double(kGemmMicrokernelFlops));
+  set_flops(state, double(kCalls) * double(gemm_microkernel_flops()));
 }
 
 void register_all() {

@@ -20,6 +20,8 @@
 #include "bench/fma_peak.h"
 #include "bench/kernel_ceiling.h"
 #include "commands.h"
+#include "cpu/cpu_features.h"
+#include "cpu_info.h"
 #include "krea2/model.h"
 #include "krea2/quantize.h"
 #include "model/weights.h"
@@ -63,7 +65,8 @@ Forward options:
   --seed S              seed of the random weights and inputs (default 0)
   --gemm BACKEND        packed (default: our GEMM, src/ops/gemm.cpp) | openblas (sgemm; bf16/f16 weights
                         widened a panel at a time first), to compare the two
-  --gemm-blocking MC,KC,NC  the packed GEMM's cache blocking (default 144,256,256; see src/ops/gemm.h), to
+  --gemm-blocking MC,KC,NC  the packed GEMM's cache blocking for the ISA in use (defaults per ISA in
+                        src/ops/gemm_avx2.cpp / gemm_avx512.cpp; the text and JSON print the one used), to
                         tune it for another CPU
 
 Attention mode (--only attention): q (S, heads x head_dim), k, v (S, kv_heads x head_dim) uniform in [-1, 1],
@@ -78,6 +81,9 @@ Common options:
   --reps R              timed repetitions (default 3); times are medians over reps
   --warmup W            untimed repetitions first (default 1)
   --threads N           OpenMP threads (default: all cores); the FMA peak is measured with the same count
+  --isa LEVEL           highest instruction set level of the kernels: avx2 | avx512 (default: the best the
+                        CPU has; KREA2_ISA does the same, this option wins); the peak and the ceiling are
+                        those of the level in use
   --peak-gflops G       use G as the peak instead of measuring it (also skips the ceiling below)
   --json                print one JSON line instead of the table (times in s, sizes in bytes)
   --quiet               no progress output (progress is only shown on a terminal anyway)
@@ -92,16 +98,19 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
   projector        2 L nl Dt     txt_in  2 L (Dt*H + H*H)     img_in  2 N C H
   timestep         2 (E*H + H*H + H*6H)                       final   2 N H C
   attention alone  4 S^2 head_dim heads  (QK^T 2 S^2 hd per head, PV the same)
-GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak: every thread runs
-12 independent chains of 256-bit FMAs (16 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again
-while it reads under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
-The ceiling (~0.5 s after each timed rep): the GEMM's 6x16 microkernel alone on operands that stay in L1, in
+GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak of the ISA in use:
+every thread runs independent chains of FMAs (avx2: 12 chains of 256-bit FMAs, 16 FLOPs each; avx512: 16
+chains of 512-bit FMAs, 32 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again while it reads
+under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
+The ceiling (~0.5 s after each timed rep): the GEMM's microkernel (avx2 6x16, avx512 12x32) alone on
+operands that stay in L1, in
 5 rounds per rep alternating with the peak's FMA loop; the median over all rounds is reported. No GEMM-bound
 run can beat it at that moment; on a shared host it can sit well under the peak (the FMA loop touches no
 memory, the kernel loads).
 If the FMA loop runs faster in these rounds than in the first measurement, the peak is raised to that.
 JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
-fma_chains_median_gflops, kernel_ceiling_rounds.
+fma_chains_median_gflops, kernel_ceiling_rounds; and the machine: cpu, cpu_features, isa (the level in use),
+isa_detected, isa_cap, isa_cap_source, gemm_kernel, kernels.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16
@@ -112,7 +121,8 @@ const std::set<std::string> kForwardFlags = {
     "--config", "--layers",  "--text-layerwise", "--text-refiner", "--image-tokens", "--text-tokens",
     "--batch",  "--weights", "--seed",           "--gemm",         "--gemm-blocking"};
 const std::set<std::string> kAttentionFlags = {"--seq", "--heads", "--kv-heads", "--head-dim"};
-const std::set<std::string> kCommonFlags = {"--only", "--reps", "--warmup", "--threads", "--peak-gflops"};
+const std::set<std::string> kCommonFlags = {"--only",    "--reps",        "--warmup",
+                                            "--threads", "--peak-gflops", "--isa"};
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -230,7 +240,8 @@ double peak_gflops(const Args& args, Progress& progress, double load) {
     if (!(g > 0)) throw Error("--peak-gflops must be > 0");
     return g;
   }
-  progress.message("measuring the FMA peak (" + std::to_string(omp_get_max_threads()) + " threads)");
+  progress.message("measuring the " + std::string(isa_name(active_isa())) + " FMA peak (" +
+                   std::to_string(omp_get_max_threads()) + " threads)");
   return measure_fma_peak_gflops(omp_get_max_threads());
 }
 
@@ -280,6 +291,7 @@ nlohmann::json summary(const std::vector<double>& times, double flops, double pe
   double after = 0.0;
   if (getloadavg(&after, 1) != 1) after = 0.0;
   j["load_average_1m_after"] = after;
+  j.update(cpu_report_json());
   if (after > omp_get_max_threads() + 1.0 && !quiet)
     std::fprintf(stderr, "note: the 1-min load average rose to %.2f: other processes ran during the bench\n",
                  after);
@@ -314,9 +326,9 @@ void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& met
 void print_summary(const nlohmann::json& j) {
   std::printf("total: median %.4f s (min %.4f, max %.4f over %d reps)\n", j["median_s"].get<double>(),
               j["min_s"].get<double>(), j["max_s"].get<double>(), j["reps"].get<int>());
-  std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the FMA peak (%.1f GFLOP/s, %d threads)\n",
+  std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the %s FMA peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
-              j["peak_gflops"].get<double>(), j["threads"].get<int>());
+              j["isa"].get<std::string>().c_str(), j["peak_gflops"].get<double>(), j["threads"].get<int>());
   if (j.contains("peak_gflops_first"))
     std::printf("       (peak raised from %.1f: the FMA loop ran faster in the ceiling's rounds)\n",
                 j["peak_gflops_first"].get<double>());
@@ -534,8 +546,9 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   std::printf("  weights  %s, %s (generated in %.1f s); gemm %s (blocking %ld,%ld,%ld)\n",
               weights.name.c_str(), human_bytes(double(wbytes)).c_str(), setup_s, gemm.c_str(),
               long(blocking.mc), long(blocking.kc), long(blocking.nc));
-  std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n\n",
+  std::printf("  timing   %d threads, %d timed reps after %d warmup; stage times are medians\n",
               omp_get_max_threads(), reps, warmup);
+  std::printf("%s\n", cpu_report("  ").c_str());
   print_table(rows, median(total_s), f.total());
   std::printf("\n");
   print_summary(j);
@@ -603,8 +616,8 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   std::printf("  memory   q, k, v, out %s; extra during attention %s\n",
               human_bytes(double(j["inputs_bytes"].get<int64_t>())).c_str(),
               human_bytes(double(extra)).c_str());
-  std::printf("  timing   %d threads, %d timed reps after %d warmup\n\n", omp_get_max_threads(), reps,
-              warmup);
+  std::printf("  timing   %d threads, %d timed reps after %d warmup\n", omp_get_max_threads(), reps, warmup);
+  std::printf("%s\n", cpu_report("  ").c_str());
   print_summary(j);
   return 0;
 }
@@ -623,6 +636,7 @@ int cmd_bench(int argc, char** argv) {
   if (!args.positional().empty())
     throw Error("unexpected argument '" + args.positional()[0] + "' (see --help)");
   if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
+  apply_isa_option(args);
   const std::string only = args.get("--only", "forward");
   if (only != "forward" && only != "attention")
     throw Error("--only must be 'attention' (or 'forward', the default), found '" + only + "'");

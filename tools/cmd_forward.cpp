@@ -4,6 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "cpu_info.h"
 #include "io/safetensors.h"
 #include "krea2/model.h"
 #include "progress.h"
@@ -34,6 +35,8 @@ Options:
                     keeps padded text rows in the sequence so every row is traced
   --keep-padding    keep padded text tokens in the sequence (masked) instead of dropping them (same result)
   --threads N       OpenMP threads (default: all cores)
+  --isa LEVEL       highest instruction set level of the kernels: avx2 | avx512 (default: the best the
+                    CPU has; KREA2_ISA does the same, this option wins)
   --quiet           no progress output
 )";
 
@@ -46,13 +49,14 @@ Tensor require_tensor(const SafetensorsFile& f, const std::string& name) {
 }  // namespace
 
 int cmd_forward(int argc, char** argv) {
-  Args args(argc, argv, {"--model", "--inputs", "--output", "--threads"},
+  Args args(argc, argv, {"--model", "--inputs", "--output", "--threads", "--isa"},
             {"--quiet", "--trace", "--keep-padding", "--help"});
   if (args.has("--help")) {
     std::fputs(kHelp, stdout);
     return 0;
   }
   if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
+  apply_isa_option(args);
   const std::string model_path = args.require("--model");
   const std::string inputs_path = args.require("--inputs");
   const std::string output_path = args.require("--output");

@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "cpu_info.h"
 #include "io/safetensors.h"
 #include "krea2/model.h"
 #include "krea2/sampler.h"
@@ -52,6 +53,8 @@ Output (--output FILE, written to FILE.tmp then renamed):
 Other:
   --keep-padding          keep padded text tokens in the sequence (masked) instead of dropping them (same result)
   --threads N             OpenMP threads (default: all cores)
+  --isa LEVEL             highest instruction set level of the kernels: avx2 | avx512 (default: the best the
+                          CPU has; KREA2_ISA does the same, this option wins)
   --quiet                 no progress or summary on stderr (progress is shown only on a terminal)
 )";
 
@@ -180,7 +183,7 @@ int cmd_generate(int argc, char** argv) {
   Args args(argc, argv,
             {"--model", "--prompt-embeds", "--negative-embeds", "--height", "--width", "--latent-height",
              "--latent-width", "--noise", "--seed", "--steps", "--guidance", "--mu", "--sigmas", "--shift",
-             "--batch-cfg", "--output", "--threads"},
+             "--batch-cfg", "--output", "--threads", "--isa"},
             {"--turbo", "--quiet", "--save-steps", "--keep-padding", "--help"});
   if (args.has("--help")) {
     std::fputs(kHelp, stdout);
@@ -189,6 +192,7 @@ int cmd_generate(int argc, char** argv) {
   if (!args.positional().empty())
     throw Error("unexpected argument '" + args.positional()[0] + "' (see --help)");
   if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
+  apply_isa_option(args);
   const std::string model_path = args.require("--model");
   const std::string output_path = args.require("--output");
   const bool quiet = args.has("--quiet");

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "cpu_info.h"
 #include "krea2/model.h"
 
 namespace krea2::cli {
@@ -19,7 +20,7 @@ names found, where the config came from (config.json, krea2.* metadata, or the t
 determines are listed as defaulted), the config, the quantization, the parameter count, tensor count and bytes
 per stored type and (with --tensors) the table of parameters with their stored type and shape. Norm weights,
 biases and modulation tables are listed as F32 (they are decoded when loaded); the byte totals count the types
-the big matrices are stored in.
+the big matrices are stored in. Last, the CPU this runs on: its features and the kernels chosen (JSON: "machine").
 )";
 
 std::string human_bytes(double b) {
@@ -72,6 +73,7 @@ int cmd_inspect(int argc, char** argv) {
     j["ignored_tensors"] = info.ignored_tensors;
     for (const auto& [dtype, tb] : per_type)
       j["types"][std::string(dtype_name(dtype))] = {{"tensors", tb.first}, {"bytes", tb.second}};
+    j["machine"] = cpu_report_json();
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -80,7 +82,8 @@ int cmd_inspect(int argc, char** argv) {
   if (!info.config_defaulted.empty()) {
     std::string keys;
     for (const auto& k : info.config_defaulted) keys += (keys.empty() ? "" : ", ") + k;
-    std::printf("config defaulted (no shape or metadata determines them; upstream defaults): %s\n", keys.c_str());
+    std::printf("config defaulted (no shape or metadata determines them; upstream defaults): %s\n",
+                keys.c_str());
   }
   std::printf("config:\n%s", model.config().to_json_text().c_str());
   std::printf("quantization: %s\n", info.quantization.c_str());
@@ -98,6 +101,7 @@ int cmd_inspect(int argc, char** argv) {
     for (const auto& p : params)
       std::printf("%-60s %-8s %s\n", p.name.c_str(), std::string(dtype_name(p.dtype)).c_str(),
                   shape_str(p.shape).c_str());
+  std::printf("machine:\n%s", cpu_report("  ").c_str());
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.h"
+#include "cpu_info.h"
 #include "krea2/error.h"
 
 namespace {
@@ -12,6 +13,7 @@ namespace {
 const char* kUsage = R"(krea2 - C++ inference engine for the Krea 2 text-to-image transformer
 
 Usage: krea2 <command> [options]        (krea2 <command> --help for details)
+       krea2 --version                  the build, the CPU features found and the kernels chosen
 
 Commands:
   generate   denoise latents from prompt embeddings (the main job): flow-matching Euler, CFG, turbo
@@ -24,7 +26,16 @@ A model is a diffusers folder (DIR/transformer/ or DIR with config.json and safe
 single .safetensors file (diffusers or original Krea names; F32 / BF16 / F16, ComfyUI scaled fp8, ComfyUI
 int8_tensorwise + convrot), or a GGUF file (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
 Exit status: 0 on success, 1 on any error (the message names the file, tensor or option), 2 on bad usage.
+The kernels use the best instruction set level the CPU has (avx512 or the avx2 floor); KREA2_ISA=avx2 or
+--isa avx2 (forward, generate, bench) lowers it.
 )";
+
+int print_version() {
+  std::printf("krea2 (C++20, compiler " __VERSION__
+              "; built for the x86-64 AVX2 + FMA + F16C floor, AVX-512 kernels chosen at run time)\n%s",
+              krea2::cli::cpu_report("").c_str());
+  return 0;
+}
 
 }  // namespace
 
@@ -36,6 +47,8 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   try {
+    krea2::cli::check_isa_environment();
+    if (command == "--version") return print_version();
     if (command == "forward") return krea2::cli::cmd_forward(argc - 2, argv + 2);
     if (command == "inspect") return krea2::cli::cmd_inspect(argc - 2, argv + 2);
     if (command == "generate") return krea2::cli::cmd_generate(argc - 2, argv + 2);

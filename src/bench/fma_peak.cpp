@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "bench/fma_chains.h"
+
 #if !defined(__FMA__) || !defined(__AVX2__)
 #error "fma_peak.cpp needs -mavx2 -mfma (set globally by CMakeLists.txt)"
 #endif
@@ -14,9 +16,9 @@ namespace krea2 {
 
 namespace {
 
-// Independent accumulator chains per thread. Zen 3 has 2 FMA pipes of latency 4, so at least 8 chains are
-// needed to keep both busy; 12 leaves headroom (Intel cores: 2 x 4 too) and still fits the 16 ymm registers
-// with the two operands, so nothing spills.
+// Independent accumulator chains per thread (256-bit). Zen 3 has 2 FMA pipes of latency 4, so at least 8
+// chains are needed to keep both busy; 12 leaves headroom (Intel cores: 2 x 4 too) and still fits the 16 ymm
+// registers with the two operands, so nothing spills.
 constexpr int kChains = 12;
 
 // Written with every run's result, so the compiler must compute the chains.
@@ -44,10 +46,14 @@ __attribute__((noinline)) float fma_chains(int64_t iters, float mul, float add) 
   return s;
 }
 
+const FmaChains& chains_for(Isa isa) {
+  return isa == Isa::kAvx512 ? kFmaChainsAvx512 : kFmaChainsAvx2;
+}
+
 // Seconds for every thread to finish `iters` rounds.
-double timed_run(int threads, int64_t iters) {
-  return team_seconds(threads, [iters] {
-    const float r = fma_chains(iters, g_mul, g_add);
+double timed_run(const FmaChains& chains, int threads, int64_t iters) {
+  return team_seconds(threads, [&chains, iters] {
+    const float r = chains.run(iters, g_mul, g_add);
 #pragma omp critical
     g_sink = g_sink + r;
   });
@@ -55,18 +61,26 @@ double timed_run(int threads, int64_t iters) {
 
 }  // namespace
 
-double fma_chains_seconds(int threads, int64_t fmas) {
-  return timed_run(std::max(threads, 1), std::max<int64_t>(1, fmas / kChains));
+const FmaChains kFmaChainsAvx2 = {kChains, 16, fma_chains};
+
+int64_t fma_instruction_flops(Isa isa) {
+  return chains_for(isa).flops;
 }
 
-double measure_fma_peak_gflops(int threads) {
+double fma_chains_seconds(int threads, int64_t fmas, Isa isa) {
+  const FmaChains& chains = chains_for(isa);
+  return timed_run(chains, std::max(threads, 1), std::max<int64_t>(1, fmas / chains.chains));
+}
+
+double measure_fma_peak_gflops(int threads, Isa isa) {
+  const FmaChains& chains = chains_for(isa);
   threads = std::max(threads, 1);
   // Calibrate to ~0.1 s per run (also wakes the threads and lets the clock ramp up).
   int64_t iters = 1 << 20;
-  double t = timed_run(threads, iters);
+  double t = timed_run(chains, threads, iters);
   while (t < 0.02) {
     iters *= 4;
-    t = timed_run(threads, iters);
+    t = timed_run(chains, threads, iters);
   }
   iters = std::max<int64_t>(1, int64_t(double(iters) * 0.1 / t));
   // Many short runs, best kept: a run that another process interrupts only loses itself, and the slowest
@@ -74,8 +88,8 @@ double measure_fma_peak_gflops(int threads) {
   auto best_of = [&](int team, int runs) {
     double best = 0.0;
     for (int run = 0; run < runs; ++run) {
-      const double s = timed_run(team, iters);
-      best = std::max(best, double(team) * double(iters) * kChains * double(kFlopsPerFma) / s * 1e-9);
+      const double s = timed_run(chains, team, iters);
+      best = std::max(best, double(team) * double(iters) * chains.chains * double(chains.flops) / s * 1e-9);
     }
     return best;
   };

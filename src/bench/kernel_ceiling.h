@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/cpu_features.h"
+
 namespace krea2 {
 
 // GFLOP/s of the whole team (medians and bests over the rounds).
@@ -14,19 +16,21 @@ struct KernelCeiling {
   double fma_best_gflops = 0.0;
 };
 
-// Rounds of ~0.05 s each of the microkernel and of the FMA chains, on `threads` threads, so both see the same
+// Rounds of ~0.05 s each of the microkernel and of the FMA chains of one ISA (the GEMM variant and the peak
+// loop of `isa`, default the active level), on `threads` threads, so both see the same
 // conditions. On a shared host the two can differ by much more than on a quiet one: something else on the
 // core (an SMT sibling) can slow every load while leaving register-only FMAs alone. Rounds can be taken at
 // several moments (e.g. between the timed reps of a benchmark) and summarised together.
 class KernelCeilingMeter {
  public:
-  explicit KernelCeilingMeter(int threads);  // calibrates the round length
+  explicit KernelCeilingMeter(int threads, Isa isa = active_isa());  // calibrates the round length
   void measure(int rounds);
   KernelCeiling result() const;  // over every round so far; zeros before the first
   int rounds() const { return int(kernel_.size()); }
 
  private:
   int threads_;
+  Isa isa_;
   int64_t calls_ = 0;  // microkernel calls per thread per round
   std::vector<double> kernel_, fma_;
 };

@@ -13,6 +13,10 @@
 // Scores^T has queries in the vector lanes, so the online softmax is purely vertical: running max, running
 // sum and rescale factor are per-lane vectors, no horizontal reductions. Scores are in log2 units (the scale
 // is folded into Q^T), so probabilities are exp2(s - max), from a polynomial on AVX2.
+//
+// The steps of a key tile (scores, softmax, V packing, P * V) go through an AttentionTileKernels table
+// (ops/attention_kernels.h), chosen once per call by active_isa(): the AVX2 one below, or the AVX-512 one
+// (attention_avx512.cpp, same math and summation order, wider register blocks).
 #include "ops/attention.h"
 
 #include <immintrin.h>
@@ -27,7 +31,9 @@
 #include <string>
 #include <utility>
 
+#include "cpu/cpu_features.h"
 #include "krea2/error.h"
+#include "ops/attention_kernels.h"
 #include "ops/simd.h"
 
 namespace krea2 {
@@ -38,7 +44,7 @@ namespace {
 // group and sweeps the segment's keys in tiles of kKeyTile. Per head: Q^T 128 x 48 floats (24 KiB) and the
 // output accumulator 48 x 128 (24 KiB); the score tile is 96 x 48 (18 KiB). Everything stays in L2, and the
 // operands of each microkernel sweep (one Q^T column block, one V column block, the score tile) in L1.
-constexpr int kQueryTile = 48;  // multiple of 8 (lanes of Q^T) -- also of 6 so the PV loop has no row tail
+constexpr int kQueryTile = 48;  // multiple of 16 (lanes of Q^T) -- also of 6 and 12: no PV row tail
 constexpr int kKeyTile = 96;
 constexpr int kMaxHeadsPerItem = 4;
 constexpr int kMr = 6;  // microkernel rows: 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast = 15 registers
@@ -226,6 +232,53 @@ void softmax_tile(float* st, int ldst, int nk, int ncols, const uint8_t* valid, 
   }
 }
 
+// The AVX2 tile kernels (AttentionTileKernels).
+void scores_avx2(const float* kp, int64_t ldk, int nk, const float* qt, int ldqt, int hd, float* st) {
+  for (int r0 = 0; r0 < nk; r0 += kMr) {
+    const int mr = std::min(kMr, nk - r0);
+    for (int c0 = 0; c0 < ldqt; c0 += 16) {
+      const int nv = ldqt - c0 >= 16 ? 2 : 1;
+      if (mr == kMr && nv == 2)
+        qk_kernel<kMr, 2>(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, st + r0 * ldqt + c0, ldqt);
+      else
+        qk_fn(mr, nv)(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, st + r0 * ldqt + c0, ldqt);
+    }
+  }
+}
+
+void softmax_avx2(float* st, int ldqt, int nk, const uint8_t* valid, float* m, float* l, float* alpha) {
+  if (valid)
+    softmax_tile<true>(st, ldqt, nk, ldqt, valid, m, l, alpha);
+  else
+    softmax_tile<false>(st, ldqt, nk, ldqt, nullptr, m, l, alpha);
+}
+
+// V column blocks outermost so each stays in L1 across the query blocks.
+void pv_avx2(const float* p, int ldqt, int nk, int mq, const float* vpack, int ldo, const float* alpha,
+             float* o) {
+  for (int n0 = 0; n0 < ldo; n0 += 16) {
+    const int w = std::min(16, ldo - n0);
+    const float* vb = vpack + int64_t(n0) * nk;
+    for (int i0 = 0; i0 < mq; i0 += kMr) {
+      const int mr = std::min(kMr, mq - i0);
+      const float* al = alpha ? alpha + i0 : nullptr;
+      if (mr == kMr && w == 16)
+        pv_kernel<kMr, 2>(p + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
+      else
+        pv_fn(mr, w / 8)(p + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
+    }
+  }
+}
+
+constexpr AttentionTileKernels kTileKernelsAvx2 = {
+    "avx2 qk 6x16 pv 6x16", 8, scores_avx2, softmax_avx2, pack_values, pv_avx2,
+};
+
+// The one dispatch point.
+const AttentionTileKernels& tile_kernels() {
+  return active_isa() >= Isa::kAvx512 ? kAttentionTileKernelsAvx512 : kTileKernelsAvx2;
+}
+
 struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
 };
@@ -274,6 +327,7 @@ struct Args {
   int hd;
   int group;  // query heads per kv head
   const uint8_t* key_valid;
+  const AttentionTileKernels* kernels;
 };
 
 // dst[d * ldd + i] = scale * src[i * lds + d] for d < 8, i < 8, where source rows i >= rows are read as 0
@@ -305,7 +359,9 @@ void transpose_queries(const float* q, int64_t ldq, int mq, int hd, float scale,
 // `len` rows starting at global row `base`.
 void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0, int mq, int h0, int h1) {
   const int hd = a.hd;
-  const int ldqt = round_up8(mq);  // query lanes, padded with zero queries (their results are dropped)
+  const AttentionTileKernels& kr = *a.kernels;
+  // Query lanes, padded with zero queries (their results are dropped).
+  const int ldqt = (mq + kr.lanes - 1) / kr.lanes * kr.lanes;
   const int ldo = s.ldo;
   const int nh = h1 - h0;
   // Scores in log2 units: exp(x / sqrt(hd)) = exp2(x * log2(e) / sqrt(hd)).
@@ -343,42 +399,18 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       }
       const float* qt = s.qt + t * s.qt_stride;
       // scores^T = K_tile * Q^T.
-      for (int r0 = 0; r0 < nk; r0 += kMr) {
-        const int mr = std::min(kMr, nk - r0);
-        for (int c0 = 0; c0 < ldqt; c0 += 16) {
-          const int nv = ldqt - c0 >= 16 ? 2 : 1;
-          if (mr == kMr && nv == 2)
-            qk_kernel<kMr, 2>(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
-          else
-            qk_fn(mr, nv)(kp + r0 * ldk, ldk, qt + c0, ldqt, hd, s.st + r0 * ldqt + c0, ldqt);
-        }
-      }
+      kr.scores(kp, ldk, nk, qt, ldqt, hd, s.st);
       float* m = s.m + t * kQueryTile;
       float* l = s.l + t * kQueryTile;
       float* alpha = s.alpha + t * kQueryTile;
       const float* rescale = first ? nullptr : alpha;
-      if (masked)
-        softmax_tile<true>(s.st, ldqt, nk, ldqt, s.valid, m, l, alpha);
-      else
-        softmax_tile<false>(s.st, ldqt, nk, ldqt, nullptr, m, l, alpha);
-      // O = alpha * O + P * V_tile; V column blocks outermost so each stays in L1 across the query blocks.
+      kr.softmax(s.st, ldqt, nk, masked ? s.valid : nullptr, m, l, alpha);
+      // O = alpha * O + P * V_tile.
       if (kvh != packed_kvh) {
-        pack_values(a.v + (base + k0) * a.ldv + int64_t(kvh) * hd, a.ldv, nk, hd, ldo, s.vpack);
+        kr.pack_values(a.v + (base + k0) * a.ldv + int64_t(kvh) * hd, a.ldv, nk, hd, ldo, s.vpack);
         packed_kvh = kvh;
       }
-      float* o = s.o + t * s.o_stride;
-      for (int n0 = 0; n0 < ldo; n0 += 16) {
-        const int w = std::min(16, ldo - n0);
-        const float* vb = s.vpack + int64_t(n0) * nk;
-        for (int i0 = 0; i0 < mq; i0 += kMr) {
-          const int mr = std::min(kMr, mq - i0);
-          const float* al = rescale ? rescale + i0 : nullptr;
-          if (mr == kMr && w == 16)
-            pv_kernel<kMr, 2>(s.st + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
-          else
-            pv_fn(mr, w / 8)(s.st + i0, ldqt, nk, vb, w, al, o + i0 * ldo + n0, ldo);
-        }
-      }
+      kr.pv(s.st, ldqt, nk, mq, s.vpack, ldo, rescale, s.o + t * s.o_stride);
     }
     first = false;
   }
@@ -448,7 +480,7 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
   }
   if (items.empty()) return;
 
-  const Args args{q, ldq, k, ldk, v, ldv, out, ldo, shape.head_dim, group, key_valid};
+  const Args args{q, ldq, k, ldk, v, ldv, out, ldo, shape.head_dim, group, key_valid, &tile_kernels()};
   const int64_t n_items = int64_t(items.size());
   // Scratch is allocated up front: an allocation failure must throw here, not inside the parallel region.
   std::vector<Scratch> scratches;
@@ -471,6 +503,10 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
       }
     }
   }
+}
+
+const char* attention_kernels_name() {
+  return tile_kernels().name;
 }
 
 void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,

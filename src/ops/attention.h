@@ -27,6 +27,9 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
                float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
                const uint8_t* key_valid = nullptr);
 
+// The tile kernels attention() uses now (chosen by active_isa()), e.g. "avx512 qk 8x48 pv 12x32".
+const char* attention_kernels_name();
+
 // Plain scalar reference (double accumulation, full softmax per query row), for tests.
 void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                          int64_t ldv, float* out, int64_t ldo, const AttentionShape& shape,

@@ -1,8 +1,10 @@
-// Our own single-precision GEMM for the linear layers: y = x W^T with W stored F32 / BF16 / F16.
+// Our own single-precision GEMM for the linear layers: y = x W^T with W stored F32 / BF16 / F16 or quantized.
 //
-// BLIS-style: a 6x16 register-blocked AVX2/FMA microkernel over packed operands. W^T is packed into KC x 16
-// micro-panels, widening BF16/F16 to float32 while packing, so compressed weights never need a full float32
-// copy and cost about the same as F32 ones. x is packed once into KC x 6 micro-panels shared by all threads
+// BLIS-style: an MR x NR register-blocked microkernel over packed operands, one variant per instruction set
+// (ops/gemm_kernels.h: AVX2 6x16, AVX-512 12x32), chosen per call from active_isa(); everything else below is
+// shared. W^T is packed into KC x NR micro-panels, widening BF16/F16 to float32 (and decoding quantized
+// weights) while packing, so compressed weights never need a full float32 copy and cost about the same as F32
+// ones. x is packed once into KC x MR micro-panels shared by all threads
 // (at most 24M floats, 96 MiB, at a time: taller x is done in row phases); threads (OpenMP) then take column
 // chunks of W^T from a shared counter, wide first and narrower towards the end, so an unevenly loaded machine
 // still finishes both cores together; a narrow W^T (few chunks) is split over rows too. Each thread packs
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <span>
 
+#include "cpu/cpu_features.h"
 #include "ops/linear.h"
 
 namespace krea2 {
@@ -34,21 +37,27 @@ struct GemmProduct {
 void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmProduct> products,
                    bool accumulate);
 
-// Cache blocking, exposed for tuning and tests. mc is rounded up to a multiple of 6, nc to a multiple of 16;
-// all values must be positive. Not thread-safe against concurrent gemm_xwt calls.
+// Cache blocking, one per ISA variant (defaults measured per ISA), exposed for tuning and tests. mc is
+// rounded up to a multiple of the variant's MR, nc to a multiple of its NR; all values must be positive.
+// Without `isa`: the variant active_isa() selects. Not thread-safe against concurrent gemm_xwt calls.
 struct GemmBlocking {
   int64_t mc = 0;          // rows of x packed at once (block of A kept in L2)
-  int64_t kc = 0;          // depth of one packed block (a 16-wide B micro-panel, kc * 64 bytes, sits in L1)
+  int64_t kc = 0;          // depth of one packed block (a B micro-panel, kc * NR * 4 bytes, sits in L1)
   int64_t nc = 0;          // widest column chunk a thread takes (its packed B block, KC x NC, kept in L2)
   int64_t pack_limit = 0;  // most floats of packed x at once; taller x is multiplied in row phases
 };
-GemmBlocking gemm_blocking();
-void set_gemm_blocking(const GemmBlocking& blocking);
+GemmBlocking gemm_blocking(Isa isa = active_isa());
+void set_gemm_blocking(const GemmBlocking& blocking, Isa isa = active_isa());
 
-// The microkernel alone, for `krea2 bench`'s ceiling: `calls` runs of the 6x16 kernel at depth 256 over the
-// same packed panels, which stay in L1 (no packing, no traffic beyond L1). Its throughput bounds what
-// gemm_xwt can reach on this core at that moment. Each call is kGemmMicrokernelFlops FLOPs.
-constexpr int64_t kGemmMicrokernelFlops = 2 * 6 * 16 * 256;
-void gemm_microkernel_repeat(int64_t calls);
+// The variant's name, e.g. "avx512 12x32" (ISA and register block).
+const char* gemm_kernel_name(Isa isa = active_isa());
+
+// The microkernel alone, for `krea2 bench`'s ceiling: `calls` runs of the variant's MR x NR kernel at depth
+// kGemmMicrokernelDepth over the same packed panels, which stay in L1 (no packing, no traffic beyond L1). Its
+// throughput bounds what gemm_xwt can reach on this core at that moment. Each call is
+// gemm_microkernel_flops(isa) = 2 MR NR depth FLOPs. `isa` must be supported (isa_supported).
+constexpr int64_t kGemmMicrokernelDepth = 256;
+int64_t gemm_microkernel_flops(Isa isa = active_isa());
+void gemm_microkernel_repeat(int64_t calls, Isa isa = active_isa());
 
 }  // namespace krea2
