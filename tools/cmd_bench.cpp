@@ -110,7 +110,7 @@ memory, the kernel loads).
 If the FMA loop runs faster in these rounds than in the first measurement, the peak is raised to that.
 JSON: kernel_ceiling_gflops, kernel_ceiling_best_gflops, kernel_ceiling_percent_of_peak,
 fma_chains_median_gflops, kernel_ceiling_rounds; and the machine: cpu, cpu_features, isa (the level in use),
-isa_detected, isa_cap, isa_cap_source, gemm_kernel, kernels.
+isa_detected, isa_cap, isa_cap_source, gemm_kernel, attention_kernel, kernels.
 Peak RSS is getrusage's ru_maxrss (the process high-water mark, random weights included).
 
 Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights bf16

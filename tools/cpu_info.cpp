@@ -3,16 +3,18 @@
 #include <cstdlib>
 
 #include "cpu/cpu_features.h"
+#include "ops/attention.h"
 #include "ops/gemm.h"
 
 namespace krea2::cli {
 
 namespace {
 
-// What runs on which ISA. Only the GEMM has an AVX-512 variant so far; the rest is AVX2 at every level.
+// What runs on which ISA: the GEMM and attention variants active_isa() selects; the rest is AVX2 at every
+// level.
 std::string kernels_line() {
-  return std::string("gemm ") + gemm_kernel_name() +
-         "; attention, norms, rope, activations, weight decoders avx2";
+  return std::string("gemm ") + gemm_kernel_name() + "; attention " + attention_kernels_name() +
+         "; norms, rope, activations, weight decoders avx2";
 }
 
 }  // namespace
@@ -51,6 +53,7 @@ nlohmann::json cpu_report_json() {
   j["isa_cap"] = isa_name(isa_cap());
   j["isa_cap_source"] = isa_cap_source();
   j["gemm_kernel"] = gemm_kernel_name();
+  j["attention_kernel"] = attention_kernels_name();
   j["kernels"] = kernels_line();
   return j;
 }

@@ -20,7 +20,7 @@ void check_isa_environment();
 std::string cpu_report(const std::string& indent);
 
 // The same as JSON fields: cpu, cpu_features (array), isa, isa_detected, isa_cap, isa_cap_source,
-// gemm_kernel, kernels.
+// gemm_kernel, attention_kernel, kernels.
 nlohmann::json cpu_report_json();
 
 }  // namespace krea2::cli

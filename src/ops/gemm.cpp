@@ -17,7 +17,6 @@
 #include "ops/weight_decode.h"
 
 namespace krea2 {
-int g_debug_pf = 3;
 namespace {
 
 // Blocking per ISA (ops/gemm_kernels.h holds each variant's defaults), indexed by int(Isa).
@@ -199,8 +198,8 @@ void compute_chunk(const GemmKernels& kern, const PackedRows& a, const WeightMat
           const int64_t rows = std::min(mr, mc - ir);
           float* c = y + (ic + ir) * ldy + n0 + jr;
           const float* pa = a_block + (ic + ir) * kc;
-          if (g_debug_pf & 1) next_x.step();
-          if (g_debug_pf & 2) next_w.step();
+          next_x.step();
+          if (kern.prefetch_weights) next_w.step();
           if (rows == mr && cols == nr) {
             kern.kernel(kc, pa, b, c, ldy, add);
           } else {

@@ -142,15 +142,18 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 // 6144 x 6144): the packed A block (MC x KC = 144 KiB) sits in L2 and a B micro-panel (KC x 16 = 16 KiB) in
 // L1. NC caps a thread's column chunk: a 256-wide packed B chunk (256 KiB) stays in L2 beside the A block.
 // KC 384 and MC 288 measured the same or slower.
-const GemmKernels kGemmKernelsAvx2 = {Isa::kAvx2,
-                                      "avx2 6x16",
-                                      kMR,
-                                      kNR,
-                                      {144, 256, 256, int64_t(24) << 20},
-                                      kernel_6x16,
-                                      pack_a,
-                                      pack_b<DType::F32>,
-                                      pack_b<DType::BF16>,
-                                      pack_b<DType::F16>};
+const GemmKernels kGemmKernelsAvx2 = {
+    .isa = Isa::kAvx2,
+    .name = "avx2 6x16",
+    .mr = kMR,
+    .nr = kNR,
+    .blocking = {144, 256, 256, int64_t(24) << 20},
+    .prefetch_weights = true,
+    .kernel = kernel_6x16,
+    .pack_a = pack_a,
+    .pack_b_f32 = pack_b<DType::F32>,
+    .pack_b_bf16 = pack_b<DType::BF16>,
+    .pack_b_f16 = pack_b<DType::F16>,
+};
 
 }  // namespace krea2

@@ -1,8 +1,9 @@
 // The GEMM's AVX-512 variant: a 12x32 microkernel on zmm registers and its packers (16x16 in-register
 // transposes, masked loads for the edges). Compiled with -mavx512f/bw/vl/dq (CMakeLists.txt, *_avx512.cpp)
 // and reached only through kGemmKernelsAvx512 when active_isa() is avx512. Everything here has internal
-// linkage and nothing includes a header with inline functions, so no AVX-512 copy of a shared inline function
-// can be picked by the linker for the AVX2 code.
+// linkage and no inline function of a shared header is used (the object file defines only local symbols and
+// the table), so the linker can never pick an AVX-512 copy of a shared inline function for the AVX2 code.
+
 // GCC 12's AVX-512 intrinsics start from a self-initialised "undefined" vector and warn about it wherever
 // they are inlined (GCC bug 105593); the warning is about the header, not about our code.
 #pragma GCC diagnostic push
@@ -20,16 +21,14 @@
 #endif
 
 namespace krea2 {
-int g_debug_pa = 192;
-int64_t g_debug_pc = 40;
 namespace {
 
 // Register block: 12 rows of x times 32 columns of W^T = 24 zmm accumulators, plus 2 for the B row and 1
-// for the broadcast A value: 27 of the 32 zmm registers. Measured on a Sapphire Rapids Xeon (2 x 512-bit
-// FMA per cycle, latency 4) with operands in L1: 12x32 reached 97-99 % of the FMA peak; 14x32 (28
-// accumulators, 31 registers) the same within noise but with a 14-row panel edge on our M (1088 = 77.7
-// panels); 8x48 (24 accumulators, 3 B loads per 8 broadcasts) ~4 % less. 12x32 also keeps MR and NR
-// multiples of 6 and 16, like the AVX2 block.
+// for the broadcast A value: 27 of the 32 zmm registers. Measured on a Sapphire Rapids Xeon VM (2 x 512-bit
+// FMA per cycle, latency 4), one core, operands in L1, depth 256, against a 225 GFLOP/s FMA loop: 12x32 ran
+// at 208 GFLOP/s (92 %), 14x32 (28 accumulators, 31 registers) 210, 8x48 (3 B loads per 8 broadcasts) 201,
+// 6x64 199. 14x32 is within noise of 12x32 but leaves a 14-row edge panel on the bench's 1088 rows and
+// makes MC a multiple of 14; 12x32 keeps MR and NR multiples of the AVX2 block's 6 and 16.
 constexpr int64_t kMR = 12;
 constexpr int64_t kNR = 32;
 static_assert(kMR * kNR <= kGemmMaxTile);
@@ -38,31 +37,35 @@ static_assert(kMR * kNR <= kGemmMaxTile);
 // Microkernel (GemmMicrokernel). Named accumulators, as in the AVX2 kernel: GCC keeps indexed arrays of
 // vectors in memory.
 
+// The packed x panel streams from L2 (a new 12 x kc panel each call, the next one right after it): each k
+// step prefetches 16 steps (12 lines) ahead into L1, running into the next panel near the end.
+constexpr int64_t kPrefetchA = 16 * kMR;
+
 #define KREA2_ROW(i)                          \
   av = _mm512_set1_ps(a[i]);                  \
   c##i##a = _mm512_fmadd_ps(av, b0, c##i##a); \
   c##i##b = _mm512_fmadd_ps(av, b1, c##i##b)
 
-#define KREA2_LOOP(steps)                                         \
-  _Pragma("GCC unroll 2") for (int64_t k = 0; k < (steps); ++k) { \
-    _mm_prefetch(reinterpret_cast<const char*>(a + g_debug_pa), _MM_HINT_T0); \
-    const __m512 b0 = _mm512_load_ps(b);                          \
-    const __m512 b1 = _mm512_load_ps(b + 16);                     \
-    __m512 av;                                                    \
-    KREA2_ROW(0);                                                 \
-    KREA2_ROW(1);                                                 \
-    KREA2_ROW(2);                                                 \
-    KREA2_ROW(3);                                                 \
-    KREA2_ROW(4);                                                 \
-    KREA2_ROW(5);                                                 \
-    KREA2_ROW(6);                                                 \
-    KREA2_ROW(7);                                                 \
-    KREA2_ROW(8);                                                 \
-    KREA2_ROW(9);                                                 \
-    KREA2_ROW(10);                                                \
-    KREA2_ROW(11);                                                \
-    a += kMR;                                                     \
-    b += kNR;                                                     \
+#define KREA2_LOOP(steps)                                                     \
+  _Pragma("GCC unroll 2") for (int64_t k = 0; k < (steps); ++k) {             \
+    _mm_prefetch(reinterpret_cast<const char*>(a + kPrefetchA), _MM_HINT_T0); \
+    const __m512 b0 = _mm512_load_ps(b);                                      \
+    const __m512 b1 = _mm512_load_ps(b + 16);                                 \
+    __m512 av;                                                                \
+    KREA2_ROW(0);                                                             \
+    KREA2_ROW(1);                                                             \
+    KREA2_ROW(2);                                                             \
+    KREA2_ROW(3);                                                             \
+    KREA2_ROW(4);                                                             \
+    KREA2_ROW(5);                                                             \
+    KREA2_ROW(6);                                                             \
+    KREA2_ROW(7);                                                             \
+    KREA2_ROW(8);                                                             \
+    KREA2_ROW(9);                                                             \
+    KREA2_ROW(10);                                                            \
+    KREA2_ROW(11);                                                            \
+    a += kMR;                                                                 \
+    b += kNR;                                                                 \
   }
 
 // Steps before the end of the k loop at which the C tile (12 rows x 128 bytes) is prefetched: ~500 cycles at
@@ -88,7 +91,7 @@ void kernel_12x32(int64_t kc, const float* __restrict a, const float* __restrict
   __m512 c7b = _mm512_setzero_ps(), c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps();
   __m512 c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps(), c10a = _mm512_setzero_ps();
   __m512 c10b = _mm512_setzero_ps(), c11a = _mm512_setzero_ps(), c11b = _mm512_setzero_ps();
-  const int64_t head = kc > g_debug_pc ? kc - g_debug_pc : 0;
+  const int64_t head = kc > kPrefetchCSteps ? kc - kPrefetchCSteps : 0;
   KREA2_LOOP(head)
   // 32 floats span 2 lines, 3 when y is not 64-byte aligned: the first, middle and last float cover them.
   for (int64_t i = 0; i < kMR; ++i) {
@@ -203,17 +206,23 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 
 }  // namespace
 
-// Blocking measured on the Sapphire Rapids Xeon VM (2 cores, 48 KiB L1d and 2 MiB L2 per core; the
-// bench forward at 1088 rows): see the comment of the kGemmKernelsAvx512 figures in gemm.h.
-const GemmKernels kGemmKernelsAvx512 = {Isa::kAvx512,
-                                        "avx512 12x32",
-                                        kMR,
-                                        kNR,
-                                        {144, 256, 256, int64_t(24) << 20},
-                                        kernel_12x32,
-                                        pack_a,
-                                        pack_b<DType::F32>,
-                                        pack_b<DType::BF16>,
-                                        pack_b<DType::F16>};
+// Blocking measured on a 2-core Sapphire Rapids Xeon VM (48 KiB L1d and 2 MiB L2 per core) at the bench
+// forward's shapes (1088 x {6144, 16384, 1536} x {6144, 16384}), interleaved: MC 144 as for AVX2 (96 and
+// 288 within noise); KC 256 (a 32 KiB B micro-panel beside the 12 KiB x panel in L1; 192 ~3 % slower, 384
+// and 512 the same or slower); NC 512 (~5 % faster than 256: half the passes over the packed x per product,
+// a 512 KiB packed B chunk in L2; 1024 the same). No weight prefetch: ~2 % faster without.
+const GemmKernels kGemmKernelsAvx512 = {
+    .isa = Isa::kAvx512,
+    .name = "avx512 12x32",
+    .mr = kMR,
+    .nr = kNR,
+    .blocking = {144, 256, 512, int64_t(24) << 20},
+    .prefetch_weights = false,
+    .kernel = kernel_12x32,
+    .pack_a = pack_a,
+    .pack_b_f32 = pack_b<DType::F32>,
+    .pack_b_bf16 = pack_b<DType::BF16>,
+    .pack_b_f16 = pack_b<DType::F16>,
+};
 
 }  // namespace krea2

@@ -37,6 +37,9 @@ struct GemmKernels {
   const char* name;  // e.g. "avx512 12x32"
   int64_t mr, nr;
   GemmBlocking blocking;  // defaults, measured per ISA
+  // Whether the driver prefetches the next depth block's weight rows into L2 while a chunk computes (helps
+  // the AVX2 kernel on Zen 4; with the AVX-512 kernel the prefetches stall more than they save).
+  bool prefetch_weights;
   GemmMicrokernel kernel;
   GemmPackA pack_a;
   GemmPackB pack_b_f32, pack_b_bf16, pack_b_f16;
