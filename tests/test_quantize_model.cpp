@@ -58,15 +58,6 @@ std::string output_name(const test::TempDir& dir, const QuantRecipe& r) {
   return dir.path() + "/q-" + r.name + (r.file == QuantRecipe::File::kGguf ? ".gguf" : ".safetensors");
 }
 
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
-
 // Largest per-matrix rel L2 of the decoded weights against the float weights each storage type may show on
 // Gaussian rows: about 1.5-2x the largest this test measured (Q8_0 5.5e-3, Q6_K 1.7e-2, Q5_K 3.5e-2, Q4_K
 // 7.0e-2, Q4_0 8.8e-2, Q3_K 0.145, fp8 e4m3 2.7e-2, int8 convrot 7.4e-3), which sit at each format's
@@ -162,7 +153,8 @@ TEST_P(QuantizeRoundTrip, LoadsBackAsTheEncodedWeights) {
       decode_weight_segment(m, r, 0, m.cols, decoded.data() + r * m.cols);
       decode_weight_segment(f, r, 0, f.cols, original.data() + r * f.cols);
     }
-    EXPECT_LE(rel_l2(decoded, original), decode_error_bound(m.dtype)) << dtype_name(m.dtype);
+    EXPECT_LE(test::rel_l2(decoded.data(), original.data(), decoded.size()), decode_error_bound(m.dtype))
+        << dtype_name(m.dtype);
     // The legacy blocks are ggml's reference rule on the float rows, bit for bit.
     if (m.dtype == DType::Q8_0 || m.dtype == DType::Q4_0 || m.dtype == DType::Q4_1 ||
         m.dtype == DType::Q5_0 || m.dtype == DType::Q5_1) {
