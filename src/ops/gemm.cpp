@@ -8,20 +8,28 @@
 #include <cstdlib>
 #include <exception>
 #include <iterator>
+#include <map>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ops/gemm_kernels.h"
+#include "ops/int8_activations.h"
 #include "ops/weight_decode.h"
 
 namespace krea2 {
 namespace {
 
-// Blocking per ISA (ops/gemm_kernels.h holds each variant's defaults), indexed by int(Isa).
-GemmBlocking g_blocking[] = {kGemmKernelsAvx2.blocking, kGemmKernelsAvx512.blocking};
-static_assert(std::size(kIsaLevels) == std::size(g_blocking));
+// Blocking set by set_gemm_blocking, per variant; the others use their table's defaults.
+std::map<const GemmKernels*, GemmBlocking> g_blocking;
+
+GemmBlocking blocking_of(const GemmKernels& kern) {
+  const auto it = g_blocking.find(&kern);
+  return it == g_blocking.end() ? kern.blocking : it->second;
+}
+
+thread_local Compute t_compute = Compute::kF32;
 
 int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;
@@ -57,6 +65,8 @@ class AlignedBuffer {
 thread_local AlignedBuffer t_pack_a;
 thread_local AlignedBuffer t_pack_b;
 thread_local AlignedBuffer t_decoded_rows;
+thread_local std::vector<int8_t> t_codes;  // int8 compute: the quantized x
+thread_local std::vector<float> t_code_scales;
 
 // Edge tiles (fewer than MR rows or NR columns): the packed panels are zero-padded, so run the full kernel
 // into a local tile and copy out only the valid part.
@@ -81,7 +91,7 @@ void kernel_edge(const GemmKernels& kern, int64_t kc, const float* a, const floa
 // slower than the other for seconds at a time, and a static split waits for the slower one).
 
 // Packed x for `rows` rows and all of K: depth block b (columns [b * kc_max, ...)) starts at b * block_stride
-// and holds ceil(rows / MR) micro-panels of kc x MR; the gap after each block absorbs pack_a's overrun.
+// and holds ceil(rows / MR) micro-panels of depth kc; the gap after each block absorbs pack_a's overrun.
 struct PackedRows {
   const float* data = nullptr;
   int64_t block_stride = 0;
@@ -89,8 +99,8 @@ struct PackedRows {
   int64_t rows = 0;
 };
 
-int64_t block_stride(int64_t rows, int64_t kc_max, int64_t mr) {
-  return round_up(rows, mr) * kc_max + kGemmPackSlack;
+int64_t block_stride(const GemmKernels& kern, int64_t rows, int64_t kc_max) {
+  return (rows + kern.mr - 1) / kern.mr * gemm_a_panel_words(kern, kc_max) + kGemmPackSlack;
 }
 
 // Walks a 2-D byte region (`rows` rows of `row_bytes`, `stride` apart) one cache line at a time, issuing L2
@@ -130,7 +140,7 @@ class PrefetchWalk {
 // an F32 weight, so the decode hides inside the packing and no float32 copy of the weight exists.
 void pack_b_decoded(const GemmKernels& kern, const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0,
                     int64_t kc, float* out, float* rows) {
-  for (int64_t q = 0; q < nc; q += kern.nr, out += kc * kern.nr) {
+  for (int64_t q = 0; q < nc; q += kern.nr, out += gemm_b_panel_words(kern, kc)) {
     const int64_t cols = std::min(kern.nr, nc - q);
     for (int64_t j = 0; j < cols; ++j) decode_weight_segment(w, n0 + q + j, k0, kc, rows + j * kc);
     kern.pack_b_f32(reinterpret_cast<const unsigned char*>(rows), kc, 0, cols, 0, kc, out);
@@ -142,6 +152,10 @@ struct WeightPacker {
   const GemmKernels& kern;
   const WeightMatrix& w;
   void operator()(int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out) const {
+    if (kern.compute == Compute::kInt8) {  // gemm_xwt_many sends only int8 rows with scales here
+      kern.pack_b_i8(static_cast<const int8_t*>(w.data), w.row_scales, w.cols, n0, nc, k0, kc, out);
+      return;
+    }
     if (!w.is_plain_float()) {
       pack_b_decoded(kern, w, n0, nc, k0, kc, out, t_decoded_rows.get(kern.nr * kc));
       return;
@@ -172,9 +186,11 @@ void compute_chunk(const GemmKernels& kern, const PackedRows& a, const WeightMat
     const int64_t kc = std::min(kc_max, K - pc);
     pack(n0, nc, pc, kc, pb);
     const bool add = accumulate || pc > 0;
-    const float* a_block = a.data + block * a.block_stride + a.row0 * kc;
     const int64_t next_pc = pc + kc;
     const int64_t next_kc = std::min(kc_max, K - next_pc);
+    const int64_t a_panel = gemm_a_panel_words(kern, kc), b_panel = gemm_b_panel_words(kern, kc);
+    const int64_t next_a_panel = gemm_a_panel_words(kern, next_kc);
+    const float* a_block = a.data + block * a.block_stride + a.row0 / mr * a_panel;
     // Bytes of the next depth block of each weight row (block formats: proportional, rounded out).
     const int64_t seg0 = next_pc * row_bytes / K, seg1 = (next_pc + next_kc) * row_bytes / K;
     PrefetchWalk next_w(static_cast<const unsigned char*>(w.data) + n0 * row_bytes + seg0,
@@ -184,20 +200,20 @@ void compute_chunk(const GemmKernels& kern, const PackedRows& a, const WeightMat
       const int64_t mc = std::min(mc_max, a.rows - ic);
       // The packed x block used next: this depth block's next rows, else the next depth block's first rows.
       const bool last_ic = ic + mc >= a.rows;
-      const float* next_a =
-          last_ic ? a.data + (block + 1) * a.block_stride + a.row0 * next_kc : a_block + (ic + mc) * kc;
+      const float* next_a = last_ic ? a.data + (block + 1) * a.block_stride + a.row0 / mr * next_a_panel
+                                    : a_block + (ic + mc) / mr * a_panel;
       const int64_t next_rows =
           last_ic ? (next_pc < K ? std::min(mc_max, a.rows) : 0) : std::min(mc_max, a.rows - ic - mc);
       const int64_t m_panels = (mc + mr - 1) / mr;
-      PrefetchWalk next_x(next_a, 1, round_up(next_rows, mr) * (last_ic ? next_kc : kc) * 4, 0,
+      PrefetchWalk next_x(next_a, 1, (next_rows + mr - 1) / mr * (last_ic ? next_a_panel : a_panel) * 4, 0,
                           n_panels * m_panels);
       for (int64_t jr = 0; jr < nc; jr += nr) {
         const int64_t cols = std::min(nr, nc - jr);
-        const float* b = pb + jr * kc;
+        const float* b = pb + jr / nr * b_panel;
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t rows = std::min(mr, mc - ir);
           float* c = y + (ic + ir) * ldy + n0 + jr;
-          const float* pa = a_block + (ic + ir) * kc;
+          const float* pa = a_block + (ic + ir) / mr * a_panel;
           next_x.step();
           if (kern.prefetch_weights) next_w.step();
           if (rows == mr && cols == nr) {
@@ -243,36 +259,49 @@ std::vector<Chunk> make_chunks(std::span<const GemmProduct> products, int64_t th
 
 }  // namespace
 
-GemmBlocking gemm_blocking(Isa isa) {
-  return g_blocking[int(isa)];
+Compute gemm_compute() {
+  return t_compute;
 }
 
-void set_gemm_blocking(const GemmBlocking& blocking, Isa isa) {
+GemmComputeScope::GemmComputeScope(Compute c) : saved_(t_compute) {
+  t_compute = c;
+}
+
+GemmComputeScope::~GemmComputeScope() {
+  t_compute = saved_;
+}
+
+GemmBlocking gemm_blocking(Isa isa, Compute compute) {
+  return blocking_of(gemm_kernels(isa, compute));
+}
+
+void set_gemm_blocking(const GemmBlocking& blocking, Isa isa, Compute compute) {
   if (blocking.mc <= 0 || blocking.kc <= 0 || blocking.nc <= 0 || blocking.pack_limit <= 0) {
     throw std::invalid_argument("set_gemm_blocking: all block sizes must be positive");
   }
-  const GemmKernels& kern = gemm_kernels(isa);
-  g_blocking[int(isa)] = {round_up(blocking.mc, kern.mr), blocking.kc, round_up(blocking.nc, kern.nr),
-                          blocking.pack_limit};
+  const GemmKernels& kern = gemm_kernels(isa, compute);
+  g_blocking[&kern] = {round_up(blocking.mc, kern.mr), blocking.kc, round_up(blocking.nc, kern.nr),
+                       blocking.pack_limit};
 }
 
-const char* gemm_kernel_name(Isa isa) {
-  return gemm_kernels(isa).name;
+const char* gemm_kernel_name(Isa isa, Compute compute) {
+  return gemm_kernels(isa, compute).name;
 }
 
-int64_t gemm_microkernel_flops(Isa isa) {
-  const GemmKernels& kern = gemm_kernels(isa);
+int64_t gemm_microkernel_flops(Isa isa, Compute compute) {
+  const GemmKernels& kern = gemm_kernels(isa, compute);
   return 2 * kern.mr * kern.nr * kGemmMicrokernelDepth;
 }
 
-void gemm_microkernel_repeat(int64_t calls, Isa isa) {
+void gemm_microkernel_repeat(int64_t calls, Isa isa, Compute compute) {
   constexpr int64_t kc = kGemmMicrokernelDepth;
-  const GemmKernels& kern = gemm_kernels(isa);
-  alignas(64) static thread_local float a[kc * 16], b[kc * 64], tile[kGemmMaxTile];
-  static_assert(kGemmMaxTile == 16 * 64);  // a and b hold the largest MR and NR
-  // Small values: the sums stay normal (no denormal slow path) and finite.
-  std::fill(std::begin(a), std::end(a), 1.0f / 1024);
-  std::fill(std::begin(b), std::end(b), 1.0f / 1024);
+  const GemmKernels& kern = gemm_kernels(isa, compute);
+  // Panels of the largest MR and NR with their extra words; zero bits are a valid value of every element
+  // type (and keep the float sums normal).
+  alignas(64) static thread_local float a[kc * 16 + 64], b[kc * 64 + 128], tile[kGemmMaxTile];
+  static_assert(kGemmMaxTile == 16 * 64);
+  std::fill(std::begin(a), std::end(a), 0.0f);
+  std::fill(std::begin(b), std::end(b), 0.0f);
   for (int64_t i = 0; i < calls; ++i) kern.kernel(kc, a, b, tile, kern.nr, false);
 }
 
@@ -282,30 +311,15 @@ void gemm_xwt(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, flo
   gemm_xwt_many(x, M, ldx, std::span<const GemmProduct>(&product, 1), accumulate);
 }
 
-void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmProduct> products,
-                   bool accumulate) {
-  if (products.empty()) return;
-  const int64_t K = products[0].w.cols;
+namespace {
+
+// The products of one variant over a left operand of M rows and K depths.
+void run_products(const GemmKernels& kern, const GemmLhs& lhs, int64_t M, int64_t K,
+                  std::span<const GemmProduct> products, bool accumulate) {
   int64_t N = 0;
-  for (const GemmProduct& p : products) {
-    if (p.w.cols != K)
-      throw std::invalid_argument("gemm_xwt_many: weights of " + std::to_string(K) + " and " +
-                                  std::to_string(p.w.cols) + " input features cannot share x");
-    check_weight_matrix(p.w, "gemm_xwt");  // throws for a weight the kernels cannot read
-    N += p.w.rows;
-  }
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (const GemmProduct& p : products)
-        for (int64_t m = 0; m < M; ++m) std::fill(p.y + m * p.ldy, p.y + m * p.ldy + p.w.rows, 0.0f);
-    return;
-  }
-  // The one choice of variant per call: a concurrent set_isa_cap never mixes two in one product.
-  const Isa isa = active_isa();
-  const GemmKernels& kern = gemm_kernels(isa);
+  for (const GemmProduct& p : products) N += p.w.rows;
   const int64_t mr = kern.mr, nr = kern.nr;
-  const GemmBlocking blk = g_blocking[int(isa)];
+  const GemmBlocking blk = blocking_of(kern);
   int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (2.0 * double(M) * double(N) * double(K) < 2e6) threads = 1;  // waking the team would cost more
 
@@ -314,14 +328,13 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
   // Row phases of equal height keep the packed x under blk.pack_limit floats.
   const int64_t phases = std::clamp<int64_t>((M * K + blk.pack_limit - 1) / blk.pack_limit, 1, M);
   const int64_t phase_rows = round_up((M + phases - 1) / phases, mr);
-  const int64_t stride = block_stride(std::min(phase_rows, M), kc_max, mr);
+  const int64_t stride = block_stride(kern, std::min(phase_rows, M), kc_max);
   float* packed = t_pack_a.get(stride * k_blocks);
   const std::vector<Chunk> chunks = make_chunks(products, threads, blk.nc, nr);
   const int64_t n_chunks = int64_t(chunks.size());
 
   for (int64_t m0 = 0; m0 < M; m0 += phase_rows) {
     const int64_t rows = std::min(phase_rows, M - m0);
-    const float* xs = x + m0 * ldx;
     // Too few column chunks to keep the team busy (narrow N): split the rows too. Each row part repacks its
     // chunk's weight, which is cheap exactly when N is narrow.
     const int64_t m_panels = (rows + mr - 1) / mr;
@@ -334,12 +347,12 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
       if (parallel) {
 #pragma omp for schedule(dynamic)
         for (int64_t b = 0; b < k_blocks; ++b)
-          kern.pack_a(xs, ldx, 0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+          kern.pack_a(lhs, m0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
       } else {
         for (int64_t b = 0; b < k_blocks; ++b)
-          kern.pack_a(xs, ldx, 0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
+          kern.pack_a(lhs, m0, rows, b * kc_max, std::min(kc_max, K - b * kc_max), packed + b * stride);
       }
-      float* pb = t_pack_b.get(std::min(blk.nc, round_up(N, nr)) * kc_max);
+      float* pb = t_pack_b.get((std::min(blk.nc, round_up(N, nr)) / nr) * gemm_b_panel_words(kern, kc_max));
       for (int64_t i; (i = next_item.fetch_add(1)) < items;) {
         const Chunk& c = chunks[size_t(i / row_parts)];
         const int64_t part = i % row_parts;
@@ -367,6 +380,56 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
       }
     }
     if (error) std::rethrow_exception(error);
+  }
+}
+
+}  // namespace
+
+void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmProduct> products,
+                   bool accumulate) {
+  if (products.empty()) return;
+  const int64_t K = products[0].w.cols;
+  int64_t N = 0;
+  for (const GemmProduct& p : products) {
+    if (p.w.cols != K)
+      throw std::invalid_argument("gemm_xwt_many: weights of " + std::to_string(K) + " and " +
+                                  std::to_string(p.w.cols) + " input features cannot share x");
+    check_weight_matrix(p.w, "gemm_xwt");  // throws for a weight the kernels cannot read
+    N += p.w.rows;
+  }
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (const GemmProduct& p : products)
+        for (int64_t m = 0; m < M; ++m) std::fill(p.y + m * p.ldy, p.y + m * p.ldy + p.w.rows, 0.0f);
+    return;
+  }
+  // The one choice of variant per call: a concurrent set_isa_cap never mixes two in one product.
+  const Isa isa = active_isa();
+  const Compute compute = gemm_compute();
+  if (compute != Compute::kInt8) {
+    run_products(gemm_kernels(isa, compute), GemmLhs{x, nullptr, nullptr, ldx}, M, K, products, accumulate);
+    return;
+  }
+  // int8: products of int8 weights with row scales, grouped by the rotation their activations need; the
+  // rest in float32.
+  std::vector<GemmProduct> floats;
+  std::map<int64_t, std::vector<GemmProduct>> by_rotation;
+  for (const GemmProduct& p : products) {
+    if (p.w.dtype == DType::I8 && p.w.row_scales != nullptr && p.w.scale == 1.0f) {
+      by_rotation[p.w.rotation_group].push_back(p);
+    } else {
+      floats.push_back(p);
+    }
+  }
+  if (!floats.empty())
+    run_products(gemm_kernels(isa, Compute::kF32), GemmLhs{x, nullptr, nullptr, ldx}, M, K, floats, accumulate);
+  for (const auto& [group, list] : by_rotation) {
+    t_codes.resize(size_t(M * K));
+    t_code_scales.resize(size_t(M));
+    quantize_activations_i8(x, M, ldx, K, group, t_codes.data(), t_code_scales.data());
+    run_products(gemm_kernels(isa, Compute::kInt8), GemmLhs{nullptr, t_codes.data(), t_code_scales.data(), K},
+                 M, K, list, accumulate);
   }
 }
 

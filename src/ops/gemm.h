@@ -15,9 +15,25 @@
 #include <span>
 
 #include "cpu/cpu_features.h"
+#include "krea2/compute.h"
 #include "ops/linear.h"
 
 namespace krea2 {
+
+// The compute mode of the products this thread starts (krea2/compute.h), float32 unless a scope says
+// otherwise. int8 multiplies only weights stored as int8 with row scales (I8, e.g. int8 convrot files or
+// weights quantized at load for int8); every other weight is multiplied in float32 in that mode.
+Compute gemm_compute();
+class GemmComputeScope {
+ public:
+  explicit GemmComputeScope(Compute c);
+  ~GemmComputeScope();
+  GemmComputeScope(const GemmComputeScope&) = delete;
+  GemmComputeScope& operator=(const GemmComputeScope&) = delete;
+
+ private:
+  Compute saved_;
+};
 
 // y (M x N, row stride ldy) = x (M x K, row stride ldx) * W^T, with W = w (N x K, row-major; rows = N,
 // cols = K). If accumulate, y += x W^T instead. Uses up to omp_get_max_threads() threads when called outside
@@ -46,18 +62,19 @@ struct GemmBlocking {
   int64_t nc = 0;          // widest column chunk a thread takes (its packed B block, KC x NC, kept in L2)
   int64_t pack_limit = 0;  // most floats of packed x at once; taller x is multiplied in row phases
 };
-GemmBlocking gemm_blocking(Isa isa = active_isa());
-void set_gemm_blocking(const GemmBlocking& blocking, Isa isa = active_isa());
+GemmBlocking gemm_blocking(Isa isa = active_isa(), Compute compute = Compute::kF32);
+void set_gemm_blocking(const GemmBlocking& blocking, Isa isa = active_isa(), Compute compute = Compute::kF32);
 
-// The variant's name, e.g. "avx512 12x32" (ISA and register block).
-const char* gemm_kernel_name(Isa isa = active_isa());
+// The variant's name, e.g. "avx512 12x32" (ISA and register block), "avx512-bf16 12x32".
+const char* gemm_kernel_name(Isa isa = active_isa(), Compute compute = Compute::kF32);
 
 // The microkernel alone, for `krea2 bench`'s ceiling: `calls` runs of the variant's MR x NR kernel at depth
 // kGemmMicrokernelDepth over the same packed panels, which stay in L1 (no packing, no traffic beyond L1). Its
 // throughput bounds what gemm_xwt can reach on this core at that moment. Each call is
 // gemm_microkernel_flops(isa) = 2 MR NR depth FLOPs. `isa` must be supported (isa_supported).
 constexpr int64_t kGemmMicrokernelDepth = 256;
-int64_t gemm_microkernel_flops(Isa isa = active_isa());
-void gemm_microkernel_repeat(int64_t calls, Isa isa = active_isa());
+// (int8: operations, 2 per multiply-add, as for FLOPs.)
+int64_t gemm_microkernel_flops(Isa isa = active_isa(), Compute compute = Compute::kF32);
+void gemm_microkernel_repeat(int64_t calls, Isa isa = active_isa(), Compute compute = Compute::kF32);
 
 }  // namespace krea2

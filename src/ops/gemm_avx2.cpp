@@ -86,7 +86,9 @@ void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict 
 
 // Writes up to 2 floats past the panel it is filling (overwritten by what follows; kGemmPackSlack after the
 // last).
-void pack_a(const float* x, int64_t ldx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  const float* x = lhs.x;
+  const int64_t ldx = lhs.ld;
   for (int64_t p = 0; p < mc; p += kMR, out += kc * kMR) {
     const int64_t rows = std::min(kMR, mc - p);
     const float* src = x + (m0 + p) * ldx + k0;
@@ -144,9 +146,13 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 // KC 384 and MC 288 measured the same or slower.
 const GemmKernels kGemmKernelsAvx2 = {
     .isa = Isa::kAvx2,
+    .compute = Compute::kF32,
     .name = "avx2 6x16",
     .mr = kMR,
     .nr = kNR,
+    .depth_per_word = 1,
+    .a_extra = 0,
+    .b_extra = 0,
     .blocking = {144, 256, 256, int64_t(24) << 20},
     .prefetch_weights = true,
     .kernel = kernel_6x16,
@@ -154,6 +160,7 @@ const GemmKernels kGemmKernelsAvx2 = {
     .pack_b_f32 = pack_b<DType::F32>,
     .pack_b_bf16 = pack_b<DType::BF16>,
     .pack_b_f16 = pack_b<DType::F16>,
+    .pack_b_i8 = nullptr,
 };
 
 }  // namespace krea2

@@ -168,7 +168,9 @@ inline __m512 load16_weights(const unsigned char* p, __mmask16 lanes) {
   }
 }
 
-void pack_a(const float* x, int64_t ldx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  const float* x = lhs.x;
+  const int64_t ldx = lhs.ld;
   for (int64_t p = 0; p < mc; p += kMR, out += kc * kMR) {
     const int64_t rows = mc - p < kMR ? mc - p : kMR;
     const float* src = x + (m0 + p) * ldx + k0;
@@ -213,9 +215,13 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 // a 512 KiB packed B chunk in L2; 1024 the same). No weight prefetch: ~2 % faster without.
 const GemmKernels kGemmKernelsAvx512 = {
     .isa = Isa::kAvx512,
+    .compute = Compute::kF32,
     .name = "avx512 12x32",
     .mr = kMR,
     .nr = kNR,
+    .depth_per_word = 1,
+    .a_extra = 0,
+    .b_extra = 0,
     .blocking = {144, 256, 512, int64_t(24) << 20},
     .prefetch_weights = false,
     .kernel = kernel_12x32,
@@ -223,6 +229,7 @@ const GemmKernels kGemmKernelsAvx512 = {
     .pack_b_f32 = pack_b<DType::F32>,
     .pack_b_bf16 = pack_b<DType::BF16>,
     .pack_b_f16 = pack_b<DType::F16>,
+    .pack_b_i8 = nullptr,
 };
 
 }  // namespace krea2
