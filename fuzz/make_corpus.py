@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hand-made seeds of fuzz/corpus/{gguf,safetensors}/ (seed_*). Minimized finds of fuzz runs live
+"""Writes the hand-made seeds of fuzz/corpus/{gguf,safetensors,lora}/ (seed_*). Minimized finds of fuzz runs live
 beside them (find_*); this script leaves those alone. Run from anywhere: python3 fuzz/make_corpus.py"""
 import json
 import os
@@ -140,6 +140,46 @@ def safetensors_seeds():
     s['bad_short'] = b'\x02\0\0'
     return s
 
+# ---- adapters (safetensors holding LoRA keys; fuzz_lora resolves them against the SMALL config) ----------
+
+def adapter(tensors, metadata=None):
+    """tensors: (name, shape); F32 data 0.01 * i, packed in order."""
+    entries, data = {}, b''
+    if metadata: entries['__metadata__'] = metadata
+    for name, shape in tensors:
+        n = 1
+        for d in shape: n *= d
+        entries[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [len(data), len(data) + 4 * n]}
+        data += b''.join(struct.pack('<f', 0.01 * (i % 13)) for i in range(n))
+    return st_json(entries, data)
+
+def lora_seeds():
+    s = {}
+    peft = json.dumps({'transformer.r': 1, 'transformer.lora_alpha': 2, 'transformer.alpha_pattern': {'to_k': 4}})
+    s['valid_peft'] = adapter([('transformer.transformer_blocks.0.attn.to_k.lora_A.weight', [1, 64]),
+                               ('transformer.transformer_blocks.0.attn.to_k.lora_B.weight', [32, 1])],
+                              {'format': 'pt', 'lora_adapter_metadata': peft})
+    s['valid_kohya'] = adapter([('lora_unet_txtfusion_layerwise_blocks_0_attn_wq.lora_down.weight', [1, 48]),
+                                ('lora_unet_txtfusion_layerwise_blocks_0_attn_wq.lora_up.weight', [48, 1]),
+                                ('lora_unet_txtfusion_layerwise_blocks_0_attn_wq.alpha', [])])
+    s['valid_loha'] = adapter([('lycoris_img_in.hada_w1_a', [64, 1]), ('lycoris_img_in.hada_w1_b', [1, 16]),
+                               ('lycoris_img_in.hada_w2_a', [64, 1]), ('lycoris_img_in.hada_w2_b', [1, 16]),
+                               ('lycoris_img_in.alpha', [])])
+    s['valid_lokr'] = adapter([('lycoris_final_layer_linear.lokr_w1', [2, 2]),
+                               ('lycoris_final_layer_linear.lokr_w2_a', [8, 1]),
+                               ('lycoris_final_layer_linear.lokr_w2_b', [1, 32])])
+    s['valid_diff'] = adapter([('diffusion_model.blocks.1.mod.lin.diff', [384]), ('diffusion_model.first.diff_b', [64]),
+                               ('diffusion_model.blocks.0.prenorm.scale.diff', [64])])
+    s['bad_shape'] = adapter([('transformer.transformer_blocks.0.attn.to_k.lora_A.weight', [1, 64]),
+                              ('transformer.transformer_blocks.0.attn.to_k.lora_B.weight', [64, 1])])
+    s['bad_no_lora_keys'] = adapter([('img_in.weight', [2, 2])])
+    s['bad_metadata_json'] = adapter([('x.lora_A.weight', [1, 2]), ('x.lora_B.weight', [2, 1])],
+                                     {'lora_adapter_metadata': '{"transformer.r": '})
+    s['bad_mixed_kinds'] = adapter([('x.lora_A.weight', [1, 2]), ('x.hada_w1_a', [2, 1])])
+    s['bad_unknown_module'] = adapter([('lora_unet_nowhere_0.lora_down.weight', [1, 2]),
+                                       ('lora_unet_nowhere_0.lora_up.weight', [2, 1])])
+    return s
+
 def write(folder, seeds, ext):
     path = os.path.join(HERE, 'corpus', folder)
     os.makedirs(path, exist_ok=True)
@@ -150,3 +190,4 @@ def write(folder, seeds, ext):
 if __name__ == '__main__':
     write('gguf', gguf_seeds(), 'gguf')
     write('safetensors', safetensors_seeds(), 'safetensors')
+    write('lora', lora_seeds(), 'safetensors')

@@ -141,3 +141,38 @@ TEST(BenchCli, BadOptionsFailClearly) {
 
 }  // namespace
 }  // namespace krea2
+
+namespace krea2 {
+namespace {
+
+// --compute: the mode and its kernel in the JSON, the error for an unknown mode, and (without
+// --peak-gflops) every unit's peak with the one in use named.
+TEST(BenchCli, ComputeModes) {
+  for (const char* mode : {"bf16", "int8"}) {
+    std::string out;
+    ASSERT_EQ(bench("--config " + tiny_config() +
+                        " --layers 1 --image-tokens 12 --text-tokens 5 --reps 1 --warmup 0 --json --quiet"
+                        " --compute " +
+                        mode + (mode == std::string("bf16") ? " --peak-gflops 100" : ""),
+                    &out),
+              0)
+        << out;
+    const nlohmann::json j = json_line(out);
+    EXPECT_EQ(j["compute"], mode);
+    EXPECT_THAT(j["gemm_kernel"].get<std::string>(), HasSubstr(mode == std::string("int8") ? "int8" : "bf16"));
+    if (mode == std::string("bf16")) {
+      EXPECT_FALSE(j.contains("peaks"));  // --peak-gflops measures nothing
+      continue;
+    }
+    ASSERT_TRUE(j.contains("peaks")) << j.dump();
+    EXPECT_TRUE(j["peaks"].contains("fp32_avx2"));
+    for (const auto& [unit, peak] : j["peaks"].items()) EXPECT_GT(peak.get<double>(), 0.0) << unit;
+    EXPECT_FALSE(j["peak_unit"].get<std::string>().empty());
+  }
+  std::string out;
+  EXPECT_NE(bench("--config " + tiny_config() + " --compute fp8 --peak-gflops 100 --json --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("--compute must be f32, bf16 or int8, found 'fp8'"));
+}
+
+}  // namespace
+}  // namespace krea2

@@ -32,7 +32,13 @@ Args::Args(int argc, char** argv, const std::set<std::string>& known, const std:
       value = argv[++i];
     }
     values_[flag] = value;
+    repeated_[flag].push_back(value);
   }
+}
+
+std::vector<std::string> Args::all(const std::string& flag) const {
+  auto it = repeated_.find(flag);
+  return it == repeated_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::get(const std::string& flag, const std::string& fallback) const {

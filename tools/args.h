@@ -16,7 +16,9 @@ class Args {
   Args(int argc, char** argv, const std::set<std::string>& known, const std::set<std::string>& switches);
 
   bool has(const std::string& flag) const { return values_.count(flag) > 0; }
+  // The value of a flag given more than once is its last one; all() lists every value in order.
   std::string get(const std::string& flag, const std::string& fallback = "") const;
+  std::vector<std::string> all(const std::string& flag) const;
   std::string require(const std::string& flag) const;  // error "missing --flag"
   long long get_int(const std::string& flag, long long fallback) const;
   double get_double(const std::string& flag, double fallback) const;
@@ -24,6 +26,7 @@ class Args {
 
  private:
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> repeated_;
   std::vector<std::string> positional_;
 };
 

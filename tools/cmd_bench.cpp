@@ -19,6 +19,7 @@
 #include "bench/flops.h"
 #include "bench/fma_peak.h"
 #include "bench/kernel_ceiling.h"
+#include "bench/peak_unit.h"
 #include "commands.h"
 #include "cpu/cpu_features.h"
 #include "cpu_info.h"
@@ -60,8 +61,13 @@ Forward options:
                         krea2 quantize: Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 Q4_1 Q5_0 Q5_1 Q3_K_M
                         Q3_K_S fp8 int8-convrot (rows drawn from a pool of 128 random Gaussian rows per
                         matrix, encoded once: seconds even for the full model). Activations are float32.
-  --compare-f32         also run one forward on the float32 weights the recipe encoded (same draw) and
-                        print the rel L2 error of the output (JSON: rel_l2_vs_f32, bits_per_weight)
+  --compute MODE        matrix products in f32 (default), bf16 or int8 (see krea2 forward --help); int8
+                        quantizes every weight not stored as int8 per row first (counted in setup_s)
+  --compare-f32         also run one forward on the float32 weights the recipe encoded (same draw), in f32
+                        compute, and print the rel L2 error of the output (weights and compute mode
+                        together; JSON: rel_l2_vs_f32, bits_per_weight)
+  --lora-rank R         attach a random rank-R LoRA on every default target (LoraAdapter::random), applied
+                        at run time (low-rank products added to the layer outputs)
   --seed S              seed of the random weights and inputs (default 0)
   --gemm BACKEND        packed (default: our GEMM, src/ops/gemm.cpp) | openblas (sgemm; bf16/f16 weights
                         widened a panel at a time first), to compare the two
@@ -98,7 +104,10 @@ D = hidden, Dkv = kv hidden, F = ffn, H = D, C = in_channels, E = timestep_embed
   projector        2 L nl Dt     txt_in  2 L (Dt*H + H*H)     img_in  2 N C H
   timestep         2 (E*H + H*H + H*6H)                       final   2 N H C
   attention alone  4 S^2 head_dim heads  (QK^T 2 S^2 hd per head, PV the same)
-GFLOP/s = FLOPs / median seconds. % of peak = GFLOP/s over the measured float32 FMA peak of the ISA in use:
+GFLOP/s = FLOPs / median seconds (int8 operations count as FLOPs). % of peak = GFLOP/s over the measured
+peak of the unit the compute mode runs on: bf16 on vdpbf16ps (AVX512_BF16), int8 on vpdpbusd (zmm with
+AVX512_VNNI, ymm with AVX-VNNI), otherwise (f32, and the emulated bf16 / plain AVX2 int8 kernels) the float32
+FMA peak of the ISA in use. Every unit the machine has is measured too (JSON: peaks, peak_unit). FMA peak:
 every thread runs independent chains of FMAs (avx2: 12 chains of 256-bit FMAs, 16 FLOPs each; avx512: 16
 chains of 512-bit FMAs, 32 FLOPs each), 10 runs of ~0.1 s, the best kept (measured again while it reads
 under 80 % of threads x the one-thread figure: the scheduler had two threads on one core).
@@ -118,8 +127,9 @@ Example: krea2 bench --layers 2 --image-tokens 1024 --text-tokens 64 --weights b
 
 // Flags of each mode; the other mode's flags are rejected rather than silently ignored.
 const std::set<std::string> kForwardFlags = {
-    "--config", "--layers",  "--text-layerwise", "--text-refiner", "--image-tokens", "--text-tokens",
-    "--batch",  "--weights", "--seed",           "--gemm",         "--gemm-blocking"};
+    "--config",        "--layers",  "--text-layerwise", "--text-refiner", "--image-tokens",
+    "--text-tokens",   "--batch",   "--weights",        "--seed",         "--gemm",
+    "--gemm-blocking", "--compute", "--lora-rank"};
 const std::set<std::string> kAttentionFlags = {"--seq", "--heads", "--kv-heads", "--head-dim"};
 const std::set<std::string> kCommonFlags = {"--only",    "--reps",        "--warmup",
                                             "--threads", "--peak-gflops", "--isa"};
@@ -228,8 +238,10 @@ int64_t positive(const Args& args, const std::string& flag, int64_t fallback, in
   return v;
 }
 
-// Measured FMA peak for the current thread count, or --peak-gflops. Warns first when the machine is busy.
-double peak_gflops(const Args& args, Progress& progress, double load) {
+// Measured peak of `unit` (the FMA of the active ISA by default) for the current thread count, or
+// --peak-gflops. Warns first when the machine is busy.
+double peak_gflops(const Args& args, Progress& progress, double load,
+                   const PeakUnit& unit = peak_unit_for(active_isa(), Compute::kF32)) {
   if (load >= 1.0 && !args.has("--quiet"))
     std::fprintf(stderr,
                  "note: the 1-min load average was %.2f: other processes compete for the cores, so the "
@@ -240,9 +252,29 @@ double peak_gflops(const Args& args, Progress& progress, double load) {
     if (!(g > 0)) throw Error("--peak-gflops must be > 0");
     return g;
   }
-  progress.message("measuring the " + std::string(isa_name(active_isa())) + " FMA peak (" +
-                   std::to_string(omp_get_max_threads()) + " threads)");
-  return measure_fma_peak_gflops(omp_get_max_threads());
+  progress.message("measuring the " + peak_unit_name(unit) + " peak (" + std::to_string(omp_get_max_threads()) +
+                   " threads)");
+  return measure_peak_unit(omp_get_max_threads(), unit);
+}
+
+// Every unit this machine has, measured (the one in use already is): fp32 FMA per ISA, bf16 dot, int8 dot.
+nlohmann::json all_peaks(Progress& progress, const PeakUnit& used, double used_peak) {
+  std::vector<PeakUnit> units;
+  for (Isa isa : kIsaLevels)
+    if (isa_supported(isa)) units.push_back({isa, std::nullopt});
+  for (DotUnit d : kDotUnits)
+    if (dot_unit_supported(d)) units.push_back({Isa::kAvx512, d});
+  nlohmann::json j = nlohmann::json::object();
+  for (const PeakUnit& u : units) {
+    const std::string key = peak_unit_key(u);
+    if (key == peak_unit_key(used)) {
+      j[key] = used_peak;
+      continue;
+    }
+    progress.message("measuring the " + peak_unit_name(u) + " peak");
+    j[key] = measure_peak_unit(omp_get_max_threads(), u);
+  }
+  return j;
 }
 
 // One row of the stage table; flops < 0 when no FLOPs are attributed to it.
@@ -301,9 +333,9 @@ nlohmann::json summary(const std::vector<double>& times, double flops, double pe
 // The GEMM ceiling (bench/kernel_ceiling.h): kCeilingRoundsPerRep rounds after each timed rep, so that it
 // sees the conditions of the run. None with --peak-gflops, which asks for no measurement.
 constexpr int kCeilingRoundsPerRep = 5;
-std::optional<KernelCeilingMeter> ceiling_meter(const Args& args) {
+std::optional<KernelCeilingMeter> ceiling_meter(const Args& args, Compute compute = Compute::kF32) {
   if (args.has("--peak-gflops")) return std::nullopt;
-  return KernelCeilingMeter(omp_get_max_threads());
+  return KernelCeilingMeter(omp_get_max_threads(), active_isa(), compute);
 }
 
 void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& meter) {
@@ -326,9 +358,14 @@ void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& met
 void print_summary(const nlohmann::json& j) {
   std::printf("total: median %.4f s (min %.4f, max %.4f over %d reps)\n", j["median_s"].get<double>(),
               j["min_s"].get<double>(), j["max_s"].get<double>(), j["reps"].get<int>());
-  std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the %s FMA peak (%.1f GFLOP/s, %d threads)\n",
+  std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the %s peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
-              j["isa"].get<std::string>().c_str(), j["peak_gflops"].get<double>(), j["threads"].get<int>());
+              j["peak_unit"].get<std::string>().c_str(), j["peak_gflops"].get<double>(), j["threads"].get<int>());
+  if (j.contains("peaks")) {
+    std::printf("       peaks measured:");
+    for (const auto& [k, v] : j["peaks"].items()) std::printf(" %s %.1f", k.c_str(), v.get<double>());
+    std::printf(" (G op/s)\n");
+  }
   if (j.contains("peak_gflops_first"))
     std::printf("       (peak raised from %.1f: the FMA loop ran faster in the ceiling's rounds)\n",
                 j["peak_gflops_first"].get<double>());
@@ -440,11 +477,17 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   if (wbytes + f32_bytes > physical_memory_bytes())
     throw Error("random weights need " + human_bytes(double(wbytes + f32_bytes)) + " but the machine has " +
                 human_bytes(double(physical_memory_bytes())) + "; use fewer --layers or a smaller --weights");
-  const double peak = peak_gflops(args, progress, load);
+  const Compute compute = compute_option(args);
+  const PeakUnit unit = peak_unit_for(active_isa(), compute);
+  const double peak = peak_gflops(args, progress, load, unit);
+  const nlohmann::json peaks = args.has("--peak-gflops") ? nlohmann::json() : all_peaks(progress, unit, peak);
 
   progress.message("generating " + human_bytes(double(wbytes)) + " of random " + weights.name + " weights");
   const double t0 = omp_get_wtime();
-  const Model model = make_random_model(c, weights, seed);
+  if (compute != Compute::kF32) progress.message("preparing " + std::string(compute_name(compute)) + " compute");
+  Model model = make_random_model(c, weights, seed).with_compute(compute);
+  const int64_t lora_rank = args.has("--lora-rank") ? positive(args, "--lora-rank", 0) : 0;
+  if (lora_rank > 0) model = model.with_loras({{LoraAdapter::random(c, lora_rank, seed), 1.0f}});
   const double setup_s = omp_get_wtime() - t0;
 
   const Tensor hidden = random_tensor({B, N, c.in_channels}, seed + 1);
@@ -462,7 +505,7 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   // norm_mod_rope keys would otherwise mix the text path into the blocks' numbers.
   std::vector<StageTimes> text_times(static_cast<size_t>(reps)), main_times(static_cast<size_t>(reps));
   std::vector<double> encode_s, predict_s, total_s;
-  std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args);
+  std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args, compute);
   for (int i = 0; i < warmup + reps; ++i) {
     const bool timed = i >= warmup;
     ForwardOptions text_opt, main_opt;
@@ -490,7 +533,13 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   const std::vector<StageRow> rows = stage_rows(median_stages(text_times), median_stages(main_times),
                                                 median(encode_s), median(predict_s), f);
   nlohmann::json j = summary(total_s, f.total(), peak, warmup, load, args.has("--quiet"));
+  j["peak_unit"] = peak_unit_name(unit);
+  j["gemm_kernel"] = gemm_kernel_name(active_isa(), compute);
   add_ceiling(j, ceiling);
+  if (!peaks.is_null()) {
+    j["peaks"] = peaks;
+    j["peaks"][peak_unit_key(unit)] = j["peak_gflops"];  // raised by the ceiling's rounds where they ran faster
+  }
   j["mode"] = "forward";
   j["config"] = nlohmann::json::parse(c.to_json_text());
   j["batch"] = B;
@@ -498,12 +547,14 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   j["image_grid"] = {gh, gw};
   j["text_tokens"] = L;
   j["weights"] = weights.name;
+  j["compute"] = compute_name(compute);
+  if (lora_rank > 0) j["lora_rank"] = lora_rank;
   if (compare) {
     // The same forward on the float32 weights this recipe encoded (random_quantized_model "F32").
     progress.message("comparing with the float32 weights of the same draw");
     const Model reference = random_quantized_model(c, "F32", seed);
     std::optional<Model> pooled;  // f32 / bf16 / f16 drew every element: redraw them from the pool
-    if (weights.plain) pooled = random_quantized_model(c, weights.name, seed);
+    if (weights.plain) pooled = random_quantized_model(c, weights.name, seed).with_compute(compute);
     const Model& tested = pooled ? *pooled : model;
     const TextContext ctx_q = tested.encode_text(text, std::nullopt, text_pos);
     const Tensor out_q = tested.predict(ctx_q, hidden, timestep, image_pos);
@@ -598,6 +649,7 @@ int bench_attention(const Args& args, Progress& progress, double load) {
   const int64_t extra = std::max<int64_t>(0, peak_rss_bytes() - rss_before);
 
   nlohmann::json j = summary(times, attention_flops(S, heads, hd), peak, warmup, load, args.has("--quiet"));
+  j["peak_unit"] = peak_unit_name(peak_unit_for(active_isa(), Compute::kF32));
   add_ceiling(j, ceiling);
   j["mode"] = "attention";
   j["seq"] = S;

@@ -1,12 +1,14 @@
 // krea2 forward: one transformer forward on an inputs.safetensors, velocity written to a safetensors file.
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "args.h"
 #include "commands.h"
 #include "cpu_info.h"
 #include "io/safetensors.h"
 #include "krea2/model.h"
+#include "lora_options.h"
 #include "progress.h"
 
 namespace krea2::cli {
@@ -35,10 +37,16 @@ Options:
                     keeps padded text rows in the sequence so every row is traced
   --keep-padding    keep padded text tokens in the sequence (masked) instead of dropping them (same result)
   --threads N       OpenMP threads (default: all cores)
+  --compute MODE    matrix products in f32 (default; exact), bf16 (bf16 inputs, f32 sums) or int8 (int8
+                    weights with row scales x per-row int8 activations, int32 sums)
   --isa LEVEL       highest instruction set level of the kernels: avx2 | avx512 (default: the best the
                     CPU has; KREA2_ISA does the same, this option wins)
   --quiet           no progress output
 )";
+
+std::string help() {
+  return kHelp + std::string("\nAdapters:\n") + lora_help(20);
+}
 
 Tensor require_tensor(const SafetensorsFile& f, const std::string& name) {
   const TensorView* v = f.find(name);
@@ -49,10 +57,13 @@ Tensor require_tensor(const SafetensorsFile& f, const std::string& name) {
 }  // namespace
 
 int cmd_forward(int argc, char** argv) {
-  Args args(argc, argv, {"--model", "--inputs", "--output", "--threads", "--isa"},
-            {"--quiet", "--trace", "--keep-padding", "--help"});
+  std::set<std::string> known = {"--model", "--inputs", "--output", "--threads", "--isa", "--compute"};
+  std::set<std::string> switches = {"--quiet", "--trace", "--keep-padding", "--help"};
+  known.insert(kLoraValueFlags.begin(), kLoraValueFlags.end());
+  switches.insert(kLoraSwitches.begin(), kLoraSwitches.end());
+  Args args(argc, argv, known, switches);
   if (args.has("--help")) {
-    std::fputs(kHelp, stdout);
+    std::fputs(help().c_str(), stdout);
     return 0;
   }
   if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
@@ -65,9 +76,12 @@ int cmd_forward(int argc, char** argv) {
   progress.message("loading " + model_path);
   std::vector<std::string> warnings;
   LoadOptions load;
+  load.compute = compute_option(args);
   load.warnings = &warnings;
-  Model model = Model::load(model_path, load);
+  const Model loaded = Model::load(model_path, load);
   for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  const LoraSetup lora = apply_lora_options(args, loaded);
+  const Model& model = lora.model;
 
   SafetensorsFile inputs_file(inputs_path);
   ForwardInputs in;
@@ -81,6 +95,7 @@ int cmd_forward(int argc, char** argv) {
   std::map<std::string, Tensor> trace;
   ForwardOptions options;
   options.skip_padded_text = !args.has("--keep-padding") && !args.has("--trace");
+  options.lora_scale = lora.forward_scale;
   if (args.has("--trace")) options.trace = &trace;
   options.progress = [&](const std::string& stage, int done, int total) {
     progress.update(stage, done, total);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "args.h"
@@ -11,6 +12,7 @@
 #include "io/safetensors.h"
 #include "krea2/model.h"
 #include "krea2/sampler.h"
+#include "lora_options.h"
 
 namespace krea2::cli {
 
@@ -53,10 +55,16 @@ Output (--output FILE, written to FILE.tmp then renamed):
 Other:
   --keep-padding          keep padded text tokens in the sequence (masked) instead of dropping them (same result)
   --threads N             OpenMP threads (default: all cores)
+  --compute MODE          matrix products in f32 (default; exact), bf16 (bf16 inputs, f32 sums) or int8 (int8
+                          weights with row scales x per-row int8 activations, int32 sums)
   --isa LEVEL             highest instruction set level of the kernels: avx2 | avx512 (default: the best the
                           CPU has; KREA2_ISA does the same, this option wins)
   --quiet                 no progress or summary on stderr (progress is shown only on a terminal)
 )";
+
+std::string help() {
+  return kHelp + std::string("\nAdapters:\n") + lora_help(26);
+}
 
 Tensor require_tensor(const SafetensorsFile& f, const std::string& name) {
   const TensorView* v = f.find(name);
@@ -180,13 +188,17 @@ void print_progress(const StepInfo& s, double total_seconds) {
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
-  Args args(argc, argv,
-            {"--model", "--prompt-embeds", "--negative-embeds", "--height", "--width", "--latent-height",
-             "--latent-width", "--noise", "--seed", "--steps", "--guidance", "--mu", "--sigmas", "--shift",
-             "--batch-cfg", "--output", "--threads", "--isa"},
-            {"--turbo", "--quiet", "--save-steps", "--keep-padding", "--help"});
+  std::set<std::string> known = {"--model",   "--prompt-embeds", "--negative-embeds", "--height",
+                                 "--width",   "--latent-height", "--latent-width",    "--noise",
+                                 "--seed",    "--steps",         "--guidance",        "--mu",
+                                 "--sigmas",  "--shift",         "--batch-cfg",       "--output",
+                                 "--threads", "--isa",           "--compute"};
+  std::set<std::string> switches = {"--turbo", "--quiet", "--save-steps", "--keep-padding", "--help"};
+  known.insert(kLoraValueFlags.begin(), kLoraValueFlags.end());
+  switches.insert(kLoraSwitches.begin(), kLoraSwitches.end());
+  Args args(argc, argv, known, switches);
   if (args.has("--help")) {
-    std::fputs(kHelp, stdout);
+    std::fputs(help().c_str(), stdout);
     return 0;
   }
   if (!args.positional().empty())
@@ -224,9 +236,13 @@ int cmd_generate(int argc, char** argv) {
   if (show_progress) std::fprintf(stderr, "loading %s\n", model_path.c_str());
   std::vector<std::string> warnings;
   LoadOptions load;
+  load.compute = compute_option(args);
   load.warnings = &warnings;
-  const Model model = Model::load(model_path, load);
+  const Model loaded = Model::load(model_path, load);
   for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  const LoraSetup lora = apply_lora_options(args, loaded);
+  const Model& model = lora.model;
+  options.forward.lora_scale = lora.forward_scale;
 
   const Tensor noise = initial_noise(args, model, prompt.embeds.dim(0));
   double step_total = 0;

@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "cpu_info.h"
+#include "inspect_lora.h"
 #include "krea2/model.h"
 
 namespace krea2::cli {
@@ -13,6 +14,7 @@ namespace krea2::cli {
 namespace {
 
 const char* kHelp = R"(Usage: krea2 inspect MODEL [--tensors] [--json]
+       krea2 inspect --lora FILE [MODEL] [--json]
 
 Loads MODEL (a diffusers folder, a single .safetensors under diffusers or original Krea names, ComfyUI fp8 /
 int8 files, or a GGUF file), checks every tensor against the config, and prints the file format, the tensor
@@ -21,6 +23,10 @@ determines are listed as defaulted), the config, the quantization, the parameter
 per stored type and (with --tensors) the table of parameters with their stored type and shape. Norm weights,
 biases and modulation tables are listed as F32 (they are decoded when loaded); the byte totals count the types
 the big matrices are stored in. Last, the CPU this runs on: its features and the kernels chosen (JSON: "machine").
+
+With --lora FILE: the adapter's format (key layout and kind), tensor count, rank and alpha, every targeted
+parameter (key stem, diffusers parameter, kind, rank, alpha, factor) and every key that matches no parameter.
+Names and shapes are resolved against MODEL's config when given, else names only against the default config.
 )";
 
 std::string human_bytes(double b) {
@@ -38,13 +44,14 @@ std::string human_bytes(double b) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, {"--model"}, {"--tensors", "--json", "--help"});
+  Args args(argc, argv, {"--model", "--lora"}, {"--tensors", "--json", "--help"});
   if (args.has("--help")) {
     std::fputs(kHelp, stdout);
     return 0;
   }
   std::string path = args.get("--model");
   if (path.empty() && !args.positional().empty()) path = args.positional()[0];
+  if (args.has("--lora")) return inspect_lora(args.get("--lora"), path, args.has("--json"));
   if (path.empty()) throw Error("missing MODEL (see krea2 inspect --help)");
   std::vector<std::string> warnings;
   LoadOptions load;

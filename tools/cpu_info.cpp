@@ -13,8 +13,9 @@ namespace {
 // What runs on which ISA: the GEMM and attention variants active_isa() selects; the rest is AVX2 at every
 // level.
 std::string kernels_line() {
-  return std::string("gemm ") + gemm_kernel_name() + "; attention " + attention_kernels_name() +
-         "; norms, rope, activations, weight decoders avx2";
+  return std::string("gemm ") + gemm_kernel_name() + " (bf16: " + gemm_kernel_name(active_isa(), Compute::kBf16) +
+         ", int8: " + gemm_kernel_name(active_isa(), Compute::kInt8) + "); attention " +
+         attention_kernels_name() + "; norms, rope, activations, weight decoders avx2";
 }
 
 }  // namespace
@@ -26,6 +27,14 @@ void apply_isa_option(const Args& args) {
   if (!isa) throw Error("--isa must be avx2 or avx512, found '" + name + "'");
   if (!isa_supported(*isa)) throw Error("--isa " + name + ": " + isa_missing(*isa));
   set_isa_cap(*isa);
+}
+
+Compute compute_option(const Args& args) {
+  if (!args.has("--compute")) return Compute::kF32;
+  const std::string name = args.get("--compute");
+  const std::optional<Compute> c = parse_compute(name);
+  if (!c) throw Error("--compute must be f32, bf16 or int8, found '" + name + "'");
+  return *c;
 }
 
 void check_isa_environment() {
@@ -53,6 +62,9 @@ nlohmann::json cpu_report_json() {
   j["isa_cap"] = isa_name(isa_cap());
   j["isa_cap_source"] = isa_cap_source();
   j["gemm_kernel"] = gemm_kernel_name();
+  j["gemm_kernels"] = {{"f32", gemm_kernel_name()},
+                       {"bf16", gemm_kernel_name(active_isa(), Compute::kBf16)},
+                       {"int8", gemm_kernel_name(active_isa(), Compute::kInt8)}};
   j["attention_kernel"] = attention_kernels_name();
   j["kernels"] = kernels_line();
   return j;

@@ -5,12 +5,16 @@
 #include <string>
 
 #include "args.h"
+#include "krea2/compute.h"
 
 namespace krea2::cli {
 
 // Applies --isa avx2|avx512 when given (set_isa_cap); an unknown name, or a level this CPU lacks, is an error
 // naming the missing features.
 void apply_isa_option(const Args& args);
+
+// --compute f32|bf16|int8 (default f32); anything else is an error.
+Compute compute_option(const Args& args);
 
 // Throws krea2::Error when KREA2_ISA is set to something other than a level name.
 void check_isa_environment();

@@ -18,7 +18,8 @@ Usage: krea2 <command> [options]        (krea2 <command> --help for details)
 Commands:
   generate   denoise latents from prompt embeddings (the main job): flow-matching Euler, CFG, turbo
   forward    run one transformer forward on an inputs.safetensors, write the velocity
-  inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table
+  inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table; or an
+             adapter's format, rank, alpha and targets (--lora FILE)
   quantize   write a model as GGUF (Q8_0, Q4_K_M, ...) or ComfyUI fp8 / int8-convrot safetensors
   bench      time the forward (or attention alone) with random weights; GFLOP/s and % of FMA peak
 

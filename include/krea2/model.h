@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "krea2/compute.h"
 #include "krea2/config.h"
 #include "krea2/error.h"
+#include "krea2/lora.h"
 #include "krea2/tensor.h"
 
 namespace krea2 {
@@ -42,6 +44,9 @@ struct ForwardOptions {
   StageTimes* times = nullptr;
   // Called after each block ("text", i, n) / ("blocks", i, n).
   std::function<void(const std::string& stage, int done, int total)> progress;
+  // Multiplies every attached adapter's delta for this call (diffusers' attention_kwargs["scale"]); 1 gives
+  // the strengths passed to Model::with_loras. No effect on a model without adapters.
+  float lora_scale = 1.0f;
 };
 
 // The output of the text path (text fusion + txt_in): depends only on the text, so a sampler computes it
@@ -58,8 +63,18 @@ struct TextContext {
   static TextContext concat(const TextContext& a, const TextContext& b);
 };
 
+// How Model::with_compute prepares int8 compute.
+struct Int8Options {
+  // Weights not already stored as int8 are quantized per output row at preparation; with a group G > 0 (a
+  // power of 4 dividing the row) after the convrot rotation W R, as ComfyUI's int8 convrot files, which makes
+  // each product rotate its activations too. 0: no rotation.
+  int64_t rotation_group = 0;
+};
+
 struct LoadOptions {
   bool verbose = false;  // progress on stderr
+  Compute compute = Compute::kF32;  // the loaded model's compute mode (see Model::with_compute)
+  Int8Options int8;
   // Unexpected tensors in the checkpoint: error (default) or warning.
   bool allow_unexpected = false;
   std::vector<std::string>* warnings = nullptr;
@@ -88,6 +103,26 @@ class Model {
   static Model random(const Config& config, DType weight_dtype, uint64_t seed);
 
   const Config& config() const;
+  // The compute mode of the matrix products (krea2/compute.h); f32 unless made by with_compute.
+  Compute compute() const;
+  // The same model computing in `mode`, sharing this one's weights. f32 / bf16 need no preparation (bf16
+  // rounds operands as the products pack them). int8 multiplies int8 weights with a scale per output row
+  // by per-row int8 activations: weights stored that way (int8 convrot files) are used as stored, every
+  // other Linear weight is quantized per row now (one byte per weight, in memory). Cheap to call again.
+  Model with_compute(Compute mode, const Int8Options& int8 = {}) const;
+  // The same model with adapters attached (krea2/lora.h), sharing this one's weights (the stored weights are
+  // never changed): any adapters this model already has are replaced (they start from the model those were
+  // attached to). At run time (default) LoRA products are added to the layers' outputs; LoHa / LoKr as exact
+  // low-rank products where cheap; full deltas, and LoHa / LoKr where not cheap, are merged now into float32
+  // copies of only the matrices they change. options.merge merges everything that way. Small float vectors
+  // (biases, norms, modulation tables, the projector) always take their delta now. Every file is resolved and
+  // checked before anything is built: an error leaves nothing attached. Merged copies are float32 (multiplied
+  // in float32 under int8 compute too). save / quantize_model refuse a model with run-time terms (merge to
+  // write one); with_compute starts again from the model as loaded (attach adapters after it).
+  Model with_loras(const std::vector<LoraSpec>& loras, const LoraOptions& options = {}) const;
+  // The model the adapters were attached to (this model when it has none).
+  Model without_loras() const;
+  bool has_loras() const;
   // Empty for random models.
   const LoadInfo& load_info() const;
   // Parameter count and bytes per stored dtype.

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "bench/peak_unit.h"
 #include "cpu/cpu_features.h"
+#include "krea2/compute.h"
 
 namespace krea2 {
 
@@ -23,7 +25,9 @@ struct KernelCeiling {
 // several moments (e.g. between the timed reps of a benchmark) and summarised together.
 class KernelCeilingMeter {
  public:
-  explicit KernelCeilingMeter(int threads, Isa isa = active_isa());  // calibrates the round length
+  // The GEMM variant of (isa, compute) against the peak loop of the unit it runs on (peak_unit_for);
+  // calibrates the round length.
+  explicit KernelCeilingMeter(int threads, Isa isa = active_isa(), Compute compute = Compute::kF32);
   void measure(int rounds);
   KernelCeiling result() const;  // over every round so far; zeros before the first
   int rounds() const { return int(kernel_.size()); }
@@ -31,6 +35,8 @@ class KernelCeilingMeter {
  private:
   int threads_;
   Isa isa_;
+  Compute compute_;
+  PeakUnit unit_;
   int64_t calls_ = 0;  // microkernel calls per thread per round
   std::vector<double> kernel_, fma_;
 };

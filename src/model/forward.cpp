@@ -7,8 +7,10 @@
 #include <sstream>
 
 #include "krea2/model.h"
+#include "lora/lora_state.h"
 #include "model/block.h"
 #include "model/model_impl.h"
+#include "ops/gemm.h"
 #include "ops/activations.h"
 #include "ops/norm.h"
 
@@ -110,8 +112,11 @@ Tensor scatter_text(const TextContext& text, const float* rows, int64_t ld, int6
 
 TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::optional<Tensor>& mask,
                                const Tensor& text_positions, const ForwardOptions& options) const {
+  const GemmComputeScope compute(impl_->compute);
+  const WeightDeltaScaleScope lora_scale(options.lora_scale);
   const Config& c = impl_->config;
-  const ModelWeights& w = impl_->weights;
+  ModelWeights rescaled;  // used only when adapter vectors need another scale
+  const ModelWeights& w = lora_call_weights(*impl_, options.lora_scale, rescaled);
   StageTimer total(options.times, "text_fusion");
   expect_rank(encoder_hidden_states, 4, "encoder_hidden_states", "(B, L, num_text_layers, text_hidden_dim)");
   const int64_t B = encoder_hidden_states.dim(0), L = encoder_hidden_states.dim(1);
@@ -200,8 +205,11 @@ TextContext Model::encode_text(const Tensor& encoder_hidden_states, const std::o
 
 Tensor Model::predict(const TextContext& text, const Tensor& hidden_states, const Tensor& timestep,
                       const Tensor& image_positions, const ForwardOptions& options) const {
+  const GemmComputeScope compute(impl_->compute);
+  const WeightDeltaScaleScope lora_scale(options.lora_scale);
   const Config& c = impl_->config;
-  const ModelWeights& w = impl_->weights;
+  ModelWeights rescaled;  // used only when adapter vectors need another scale
+  const ModelWeights& w = lora_call_weights(*impl_, options.lora_scale, rescaled);
   const int64_t B = text.batch, H = c.hidden(), C = c.in_channels;
   expect_rank(hidden_states, 3, "hidden_states", "(B, N, in_channels)");
   const int64_t N = hidden_states.dim(1);

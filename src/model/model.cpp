@@ -6,6 +6,7 @@
 #include <random>
 
 #include "io/safetensors.h"
+#include "lora/lora_state.h"
 #include "model/model_impl.h"
 #include "tensor/convert.h"
 #include "tensor/random.h"
@@ -56,6 +57,7 @@ std::map<DType, int64_t> Model::bytes_per_dtype() const {
 }
 
 void Model::save(const std::string& folder) const {
+  check_no_runtime_lora(*impl_, "save " + folder);
   std::filesystem::create_directories(folder);
   std::vector<TensorToWrite> tensors;
   for (const auto& p : parameters()) tensors.push_back({p.name, p.dtype, p.shape, p.data});

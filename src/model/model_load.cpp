@@ -328,7 +328,8 @@ Model Model::load(const std::string& path, const LoadOptions& options) {
   impl->config = load_config(ckpt, guess, single_file, options, info);
   bind_all(*impl, guess, options);
   info.quantization = describe_quantization(*impl);
-  return Model(impl);
+  const Model model(impl);
+  return options.compute == Compute::kF32 ? model : model.with_compute(options.compute, options.int8);
 }
 
 }  // namespace krea2

@@ -9,6 +9,7 @@
 #include "io/safetensors_stream.h"
 #include "krea2/error.h"
 #include "krea2/quantize.h"
+#include "lora/lora_state.h"
 #include "model/model_impl.h"
 #include "model/names.h"
 #include "model/weight_encode.h"
@@ -181,6 +182,7 @@ void write_comfy(ModelImpl& m, const std::vector<OutTensor>& tensors, const std:
 }  // namespace
 
 void quantize_model(const Model& model, const std::string& output, const QuantizeOptions& options) {
+  check_no_runtime_lora(model.impl(), "quantize to " + output);
   const QuantRecipe recipe = quant_recipe(options.recipe);
   if (recipe.file == QuantRecipe::File::kComfyInt8) {
     int64_t g = options.rotation_group;

@@ -87,9 +87,17 @@ extern const GemmKernels kGemmKernelsAvx512;
 extern const GemmKernels kGemmKernelsBf16Avx512Bf16;
 extern const GemmKernels kGemmKernelsBf16Avx2;
 extern const GemmKernels kGemmKernelsBf16Avx512;
-// int8: vpdpbusd on AVX512_VNNI (u8 x s8 with the +128 offset corrected); an exact AVX2 kernel elsewhere
+// int8: vpdpbusd on AVX512_VNNI or, at the AVX2 level, AVX-VNNI (u8 x s8 with the +128 offset corrected);
+// an exact AVX2 kernel (vpmaddubsw on |a| and sign-adjusted b) elsewhere
 extern const GemmKernels kGemmKernelsInt8Avx512Vnni;
+extern const GemmKernels kGemmKernelsInt8AvxVnni;
 extern const GemmKernels kGemmKernelsInt8Avx2;
+
+// bf16 at the AVX-512 level with AVX512_BF16: vdpbf16ps or the float32 kernel on rounded operands, whichever
+// microkernel measured faster at first use (gemm_dispatch.cpp; KREA2_BF16_KERNEL=native|emulated fixes it),
+// or forced here (tests, benchmarks).
+enum class Bf16Choice : int { kMeasured, kNative, kEmulated };
+void set_bf16_avx512_choice(Bf16Choice choice);
 
 // The one dispatch point: the variant for `isa` (callers pass active_isa(), so the CPU has it) and compute
 // mode (the best the CPU has at that level: avx512 + bf16 picks vdpbf16ps only where AVX512_BF16 exists).

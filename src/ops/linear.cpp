@@ -10,6 +10,7 @@
 
 #include "ops/gemm.h"
 #include "ops/weight_decode.h"
+#include "ops/weight_delta.h"
 #include "ops/weight_elements.h"
 #include "tensor/convert.h"
 
@@ -161,6 +162,10 @@ float weight_at(const WeightMatrix& w, int64_t o, int64_t i) {
 void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const float* bias, float* y,
             int64_t ldy, LinearScratch& scratch, bool accumulate) {
   if (M <= 0 || w.rows <= 0) return;
+  if (w.delta) {
+    linear_with_delta(x, M, ldx, w, bias, y, ldy, scratch, accumulate);
+    return;
+  }
   if (w.cols == 0) {
     for (int64_t m = 0; m < M; ++m)
       for (int64_t o = 0; o < w.rows; ++o) {
@@ -211,6 +216,16 @@ void linear(const float* x, int64_t M, int64_t ldx, const WeightMatrix& w, const
 
 void linear_many(const float* x, int64_t M, int64_t ldx, std::initializer_list<LinearProduct> products,
                  LinearScratch& scratch) {
+  linear_many(x, M, ldx, std::span<const LinearProduct>(products.begin(), products.size()), scratch);
+}
+
+void linear_many(const float* x, int64_t M, int64_t ldx, std::span<const LinearProduct> products,
+                 LinearScratch& scratch) {
+  for (const LinearProduct& p : products)
+    if (p.w->delta) {
+      linear_many_with_delta(x, M, ldx, products, scratch);
+      return;
+    }
   if (g_backend != LinearBackend::kPackedGemm || M <= kDirectMaxRows) {
     for (const LinearProduct& p : products) linear(x, M, ldx, *p.w, nullptr, p.y, p.ldy, scratch);
     return;

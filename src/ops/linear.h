@@ -5,11 +5,14 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <vector>
 
 #include "krea2/tensor.h"
 
 namespace krea2 {
+
+struct WeightDelta;
 
 // A weight as stored: rows of `dtype` (a float type, fp8, I8 or a ggml block format; cols a multiple of its
 // block), row-major, used in place. The stored values are decoded to float32 while a product packs them
@@ -21,9 +24,10 @@ struct WeightMatrix {
   int64_t rows = 0;  // out features
   int64_t cols = 0;  // in features
   const void* data = nullptr;
-  float scale = 1.0f;                 // per tensor (ComfyUI scaled fp8)
-  const float* row_scales = nullptr;  // per output row (int8), or null
-  int64_t rotation_group = 0;         // convrot group size G (a power of 4), 0 = none; I8 only
+  float scale = 1.0f;                  // per tensor (ComfyUI scaled fp8)
+  const float* row_scales = nullptr;   // per output row (int8), or null
+  int64_t rotation_group = 0;          // convrot group size G (a power of 4), 0 = none; I8 only
+  const WeightDelta* delta = nullptr;  // adapter terms linear() adds (ops/weight_delta.h), or null
   bool empty() const { return data == nullptr; }
   int64_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
   // Stored F32 / BF16 / F16 values used as they are (no scale, no rotation): the kernels read these directly.
@@ -68,6 +72,8 @@ struct LinearProduct {
   int64_t ldy;
 };
 void linear_many(const float* x, int64_t M, int64_t ldx, std::initializer_list<LinearProduct> products,
+                 LinearScratch& scratch);
+void linear_many(const float* x, int64_t M, int64_t ldx, std::span<const LinearProduct> products,
                  LinearScratch& scratch);
 
 // Plain scalar reference (double accumulation).
