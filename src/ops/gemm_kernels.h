@@ -88,7 +88,7 @@ extern const GemmKernels kGemmKernelsBf16Avx512Bf16;
 extern const GemmKernels kGemmKernelsBf16Avx2;
 extern const GemmKernels kGemmKernelsBf16Avx512;
 // int8: vpdpbusd on AVX512_VNNI or, at the AVX2 level, AVX-VNNI (u8 x s8 with the +128 offset corrected);
-// an exact AVX2 kernel (vpmaddubsw on |a| and sign-adjusted b) elsewhere
+// an exact AVX2 kernel (vpmaddubsw on |b| and sign-adjusted a) elsewhere
 extern const GemmKernels kGemmKernelsInt8Avx512Vnni;
 extern const GemmKernels kGemmKernelsInt8AvxVnni;
 extern const GemmKernels kGemmKernelsInt8Avx2;
