@@ -159,7 +159,8 @@ TEST(BenchCli, ComputeModes) {
         << out;
     const nlohmann::json j = json_line(out);
     EXPECT_EQ(j["compute"], mode);
-    EXPECT_THAT(j["gemm_kernel"].get<std::string>(), HasSubstr(mode == std::string("int8") ? "int8" : "bf16"));
+    EXPECT_THAT(j["gemm_kernel"].get<std::string>(),
+                HasSubstr(mode == std::string("int8") ? "int8" : "bf16"));
     if (mode == std::string("bf16")) {
       EXPECT_FALSE(j.contains("peaks"));  // --peak-gflops measures nothing
       continue;

@@ -65,9 +65,9 @@ TEST_P(Bf16Compute, NoWorseThanDiffusersBf16) {
   const ScopedIsa scoped(isa);
   const std::string dir = test::fixture_dir(name);
   const nlohmann::json cj = case_json(dir);
-  const double tolerance = case_json(test::fixture_dir("small_sharded_bf16"))["tolerance_vs_sample_torch_bf16"]
-                                                                            ["rel_l2"]
-                                                                                .get<double>();
+  const double tolerance =
+      case_json(test::fixture_dir("small_sharded_bf16"))["tolerance_vs_sample_torch_bf16"]["rel_l2"]
+          .get<double>();
   const Model model = Model::load(dir).with_compute(Compute::kBf16);
   EXPECT_EQ(model.compute(), Compute::kBf16);
   const ForwardInputs in = test::read_forward_inputs(dir + "/inputs.safetensors");
@@ -149,7 +149,9 @@ TEST_P(Int8Compute, FloatWeightsQuantizedAtPreparation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Int8Compute, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
-                         [](const ::testing::TestParamInfo<Isa>& i) { return std::string(isa_name(i.param)); });
+                         [](const ::testing::TestParamInfo<Isa>& i) {
+                           return std::string(isa_name(i.param));
+                         });
 
 // `krea2 forward --compute MODE`: the library's result, and a clear error for an unknown mode.
 TEST(ComputeMode, ThroughTheCli) {
@@ -160,11 +162,11 @@ TEST(ComputeMode, ThroughTheCli) {
     test::TempDir tmp;
     const std::string out = tmp.file("out.safetensors");
     std::string log;
-    ASSERT_EQ(test::run_command(test::cli_path() + " forward --quiet --compute " + compute_name(c) +
-                                    " --model " + model + " --inputs " + dir + "/inputs.safetensors --output " +
-                                    out,
-                                &log),
-              0)
+    ASSERT_EQ(
+        test::run_command(test::cli_path() + " forward --quiet --compute " + compute_name(c) + " --model " +
+                              model + " --inputs " + dir + "/inputs.safetensors --output " + out,
+                          &log),
+        0)
         << log;
     LoadOptions options;
     options.compute = c;
@@ -174,8 +176,8 @@ TEST(ComputeMode, ThroughTheCli) {
     EXPECT_EQ(to_float_tensor(*got.find("sample")).data, want.data) << compute_name(c);
   }
   std::string log;
-  EXPECT_NE(test::run_command(test::cli_path() + " forward --compute fp16 --model " + model + " --inputs " + dir +
-                                  "/inputs.safetensors --output /nonexistent/x.safetensors",
+  EXPECT_NE(test::run_command(test::cli_path() + " forward --compute fp16 --model " + model + " --inputs " +
+                                  dir + "/inputs.safetensors --output /nonexistent/x.safetensors",
                               &log),
             0);
   EXPECT_NE(log.find("--compute must be f32, bf16 or int8, found 'fp16'"), std::string::npos) << log;

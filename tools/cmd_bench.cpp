@@ -252,8 +252,8 @@ double peak_gflops(const Args& args, Progress& progress, double load,
     if (!(g > 0)) throw Error("--peak-gflops must be > 0");
     return g;
   }
-  progress.message("measuring the " + peak_unit_name(unit) + " peak (" + std::to_string(omp_get_max_threads()) +
-                   " threads)");
+  progress.message("measuring the " + peak_unit_name(unit) + " peak (" +
+                   std::to_string(omp_get_max_threads()) + " threads)");
   return measure_peak_unit(omp_get_max_threads(), unit);
 }
 
@@ -360,7 +360,8 @@ void print_summary(const nlohmann::json& j) {
               j["min_s"].get<double>(), j["max_s"].get<double>(), j["reps"].get<int>());
   std::printf("       %.2f GFLOP, %.1f GFLOP/s = %.1f%% of the %s peak (%.1f GFLOP/s, %d threads)\n",
               j["flops"].get<double>() * 1e-9, j["gflops"].get<double>(), j["percent_of_peak"].get<double>(),
-              j["peak_unit"].get<std::string>().c_str(), j["peak_gflops"].get<double>(), j["threads"].get<int>());
+              j["peak_unit"].get<std::string>().c_str(), j["peak_gflops"].get<double>(),
+              j["threads"].get<int>());
   if (j.contains("peaks")) {
     std::printf("       peaks measured:");
     for (const auto& [k, v] : j["peaks"].items()) std::printf(" %s %.1f", k.c_str(), v.get<double>());
@@ -484,7 +485,8 @@ int bench_forward(const Args& args, Progress& progress, double load) {
 
   progress.message("generating " + human_bytes(double(wbytes)) + " of random " + weights.name + " weights");
   const double t0 = omp_get_wtime();
-  if (compute != Compute::kF32) progress.message("preparing " + std::string(compute_name(compute)) + " compute");
+  if (compute != Compute::kF32)
+    progress.message("preparing " + std::string(compute_name(compute)) + " compute");
   Model model = make_random_model(c, weights, seed).with_compute(compute);
   const int64_t lora_rank = args.has("--lora-rank") ? positive(args, "--lora-rank", 0) : 0;
   if (lora_rank > 0) model = model.with_loras({{LoraAdapter::random(c, lora_rank, seed), 1.0f}});
@@ -538,7 +540,8 @@ int bench_forward(const Args& args, Progress& progress, double load) {
   add_ceiling(j, ceiling);
   if (!peaks.is_null()) {
     j["peaks"] = peaks;
-    j["peaks"][peak_unit_key(unit)] = j["peak_gflops"];  // raised by the ceiling's rounds where they ran faster
+    j["peaks"][peak_unit_key(unit)] =
+        j["peak_gflops"];  // raised by the ceiling's rounds where they ran faster
   }
   j["mode"] = "forward";
   j["config"] = nlohmann::json::parse(c.to_json_text());

@@ -13,7 +13,8 @@ namespace {
 // What runs on which ISA: the GEMM and attention variants active_isa() selects; the rest is AVX2 at every
 // level.
 std::string kernels_line() {
-  return std::string("gemm ") + gemm_kernel_name() + " (bf16: " + gemm_kernel_name(active_isa(), Compute::kBf16) +
+  return std::string("gemm ") + gemm_kernel_name() +
+         " (bf16: " + gemm_kernel_name(active_isa(), Compute::kBf16) +
          ", int8: " + gemm_kernel_name(active_isa(), Compute::kInt8) + "); attention " +
          attention_kernels_name() + "; norms, rope, activations, weight decoders avx2";
 }

@@ -72,7 +72,7 @@ struct Int8Options {
 };
 
 struct LoadOptions {
-  bool verbose = false;  // progress on stderr
+  bool verbose = false;             // progress on stderr
   Compute compute = Compute::kF32;  // the loaded model's compute mode (see Model::with_compute)
   Int8Options int8;
   // Unexpected tensors in the checkpoint: error (default) or warning.

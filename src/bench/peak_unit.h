@@ -12,13 +12,13 @@
 namespace krea2 {
 
 struct PeakUnit {
-  Isa isa = Isa::kAvx2;         // the FMA's width when dot is empty
-  std::optional<DotUnit> dot;   // set for a dot-product unit
+  Isa isa = Isa::kAvx2;        // the FMA's width when dot is empty
+  std::optional<DotUnit> dot;  // set for a dot-product unit
 };
 
-// The unit behind gemm_kernels(isa, compute): vdpbf16ps for bf16 where that variant was chosen, vpdpbusd zmm / ymm for int8
-// on AVX512_VNNI / AVX-VNNI, else the ISA's float32 FMA (the emulated bf16 kernels are float32 FMA kernels;
-// the plain AVX2 int8 kernel has no dot unit and is judged against the AVX2 FMA peak).
+// The unit behind gemm_kernels(isa, compute): vdpbf16ps for bf16 where that variant was chosen, vpdpbusd zmm
+// / ymm for int8 on AVX512_VNNI / AVX-VNNI, else the ISA's float32 FMA (the emulated bf16 kernels are float32
+// FMA kernels; the plain AVX2 int8 kernel has no dot unit and is judged against the AVX2 FMA peak).
 PeakUnit peak_unit_for(Isa isa, Compute compute);
 
 // "fp32 FMA (avx512)", "bf16 dot (vdpbf16ps zmm)", ...; a short key for JSON: "fp32_avx512", "bf16_dot",

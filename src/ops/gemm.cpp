@@ -423,7 +423,8 @@ void gemm_xwt_many(const float* x, int64_t M, int64_t ldx, std::span<const GemmP
     }
   }
   if (!floats.empty())
-    run_products(gemm_kernels(isa, Compute::kF32), GemmLhs{x, nullptr, nullptr, ldx}, M, K, floats, accumulate);
+    run_products(gemm_kernels(isa, Compute::kF32), GemmLhs{x, nullptr, nullptr, ldx}, M, K, floats,
+                 accumulate);
   for (const auto& [group, list] : by_rotation) {
     t_codes.resize(size_t(M * K));
     t_code_scales.resize(size_t(M));

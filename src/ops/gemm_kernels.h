@@ -60,9 +60,9 @@ struct GemmKernels {
   Compute compute;
   const char* name;  // e.g. "avx512 12x32", "avx512-bf16 12x32"
   int64_t mr, nr;
-  int64_t depth_per_word;  // 1 (f32), 2 (bf16), 4 (int8)
+  int64_t depth_per_word;    // 1 (f32), 2 (bf16), 4 (int8)
   int64_t a_extra, b_extra;  // words after each A / B panel (int8: MR scales; NR scales + NR corrections)
-  GemmBlocking blocking;  // defaults, measured per variant
+  GemmBlocking blocking;     // defaults, measured per variant
   // Whether the driver prefetches the next depth block's weight rows into L2 while a chunk computes (helps
   // the AVX2 kernel on Zen 4; with the AVX-512 kernel the prefetches stall more than they save).
   bool prefetch_weights;
