@@ -78,20 +78,26 @@ struct Layer {
 TEST(LoraApply, LinearEveryPathAndScale) {
   for (LinearBackend backend : {LinearBackend::kPackedGemm, LinearBackend::kOpenBlas})
     for (int64_t M : {1, 3, 4, 5, 37, 200})
-      for (float s : {1.0f, 0.5f, 0.0f, -1.25f}) {
-        set_linear_backend(backend);
-        Layer l(70, 48, 5, uint64_t(M));
-        const std::vector<float> x = random_floats(size_t(M * l.K), 99);
-        std::vector<float> y(size_t(M * l.N));
-        LinearScratch scratch;
-        {
-          const WeightDeltaScaleScope scale(s);
-          linear(x.data(), M, l.K, l.matrix, l.bias.data(), y.data(), l.N, scratch);
-        }
-        const WeightMatrix plain{DType::F32, l.N, l.K, l.w.data()};
-        EXPECT_LE(rel(y.data(), reference(x, M, plain, {}, &l.delta, s, l.bias.data())), 2e-6)
-            << "M " << M << " s " << s << " backend " << int(backend);
-      }
+      for (float s : {1.0f, 0.5f, 0.0f, -1.25f})
+        for (bool accumulate : {false, true})
+          for (bool with_bias : {true, false}) {
+            set_linear_backend(backend);
+            Layer l(70, 48, 5, uint64_t(M));
+            const std::vector<float> x = random_floats(size_t(M * l.K), 99);
+            std::vector<float> y(size_t(M * l.N), accumulate ? 0.5f : -7.0f);
+            LinearScratch scratch;
+            const float* bias = with_bias ? l.bias.data() : nullptr;
+            {
+              const WeightDeltaScaleScope scale(s);
+              linear(x.data(), M, l.K, l.matrix, bias, y.data(), l.N, scratch, accumulate);
+            }
+            const WeightMatrix plain{DType::F32, l.N, l.K, l.w.data()};
+            std::vector<double> ref = reference(x, M, plain, {}, &l.delta, s, bias);
+            if (accumulate)
+              for (double& v : ref) v += 0.5;
+            EXPECT_LE(rel(y.data(), ref), 2e-6) << "M " << M << " s " << s << " backend " << int(backend)
+                                                << " accumulate " << accumulate << " bias " << with_bias;
+          }
   set_linear_backend(LinearBackend::kPackedGemm);
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "krea2/error.h"
 
@@ -131,8 +132,7 @@ void expect_dim(const std::string& source, const TensorView* t, size_t dim, int6
 void finish_entry(AdapterEntry& e, const PeftConfig& peft, const std::string& source) {
   const std::string first = e.keys.front();
   switch (e.kind) {
-    case DeltaKind::kNone:
-      if (e.alpha && !e.diff_b) fail(source, first, "an alpha without the factors it scales");
+    case DeltaKind::kNone:  // a bias delta alone (a lone alpha was set aside by parse_adapter)
       break;
     case DeltaKind::kLora: {
       if (!e.down || !e.up)
@@ -290,6 +290,12 @@ void parse_adapter(const std::vector<TensorView>& tensors, const std::map<std::s
       e.kind = kind;
     }
   }
+  // An alpha with no factors beside it scales nothing: listed with the keys that are no adapter keys.
+  std::erase_if(out.entries, [&](const AdapterEntry& e) {
+    const bool lone = e.kind == DeltaKind::kNone && !e.diff_b;
+    if (lone) out.other_keys.insert(out.other_keys.end(), e.keys.begin(), e.keys.end());
+    return lone;
+  });
   if (out.entries.empty()) {
     std::string what =
         tensors.empty() ? "it holds no tensors"

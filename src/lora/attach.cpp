@@ -153,8 +153,9 @@ bool Model::has_loras() const {
 
 void check_no_runtime_lora(const ModelImpl& impl, const std::string& what) {
   if (impl.lora && impl.lora->runtime_terms)
-    throw Error(what + ": the model's adapters are applied at run time and would be left out in part; attach "
-                       "them with LoraOptions::merge (--lora-merge) to write the merged weights");
+    throw Error(what +
+                ": the model's adapters are applied at run time and would be left out in part; attach "
+                "them with LoraOptions::merge (--lora-merge) to write the merged weights");
 }
 
 const ModelWeights& lora_call_weights(const ModelImpl& impl, float scale, ModelWeights& storage) {

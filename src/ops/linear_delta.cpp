@@ -1,3 +1,4 @@
+#include <cstring>
 #include <vector>
 
 #include "ops/gemm.h"
@@ -28,38 +29,76 @@ void blend(float* y, int64_t ldy, const float* u, int64_t M, int64_t N, float s,
   for (int64_t m = 0; m < M; ++m)
     for (int64_t o = 0; o < N; ++o) {
       float& v = y[m * ldy + o];
-      v = s * v + (1.0f - s) * u[m * N + o] + (bias ? bias[o] : 0.0f);
+      v = s * v + (1.0f - s) * u[m * N + o];
+      if (bias) v += bias[o];
     }
 }
 
-// The low-rank terms of products[j] (those with a rank) added to their outputs: one pass over x for all
-// down projections, then one up projection each.
-void add_low_rank(const float* x, int64_t M, int64_t ldx, std::span<const LinearProduct> products, float s,
-                  LinearScratch& scratch) {
-  const GemmComputeScope f32(Compute::kF32);
-  std::vector<WeightMatrix> downs;
-  std::vector<int64_t> offsets;
+// The down projections x A_j^T of the products with low-rank terms, side by side in t_down (row m is
+// [x A_0^T, x A_1^T, ...]).
+struct Downs {
+  std::vector<WeightMatrix> a;
+  std::vector<int64_t> offset;
   int64_t total = 0;
-  for (const LinearProduct& p : products) {
-    const WeightDelta* d = p.w->delta;
-    if (!d || d->rank == 0) continue;
-    downs.push_back(WeightMatrix{DType::F32, d->rank, p.w->cols, d->a});
-    offsets.push_back(total);
-    total += d->rank;
+  float* t = nullptr;
+};
+
+Downs plan_downs(std::span<const LinearProduct> products, int64_t M) {
+  Downs d;
+  d.a.reserve(products.size());
+  for (const LinearProduct& p : products)
+    if (const WeightDelta* delta = p.w->delta; delta && delta->rank > 0) {
+      d.a.push_back(WeightMatrix{DType::F32, delta->rank, p.w->cols, delta->a});
+      d.offset.push_back(d.total);
+      d.total += delta->rank;
+    }
+  if (d.total > 0) d.t = grown(t_down, M * d.total);
+  return d;
+}
+
+// The layers' own products (y = x W^T, or y += x W^T with accumulate) and the down projections over one x.
+// In float32 on our GEMM they run as one gemm_xwt_many pass: x is packed once and the skinny A products join
+// the team's column queue, so they cost their FLOPs alone. Otherwise (few rows, OpenBLAS, bf16 / int8
+// compute) the own products go through linear() and the down projections run apart, in float32.
+void own_and_downs(const float* x, int64_t M, int64_t ldx, std::span<const LinearProduct> own, const Downs& d,
+                   bool accumulate, LinearScratch& scratch) {
+  // linear() reads the weight directly for up to 4 rows; the packed GEMM takes the rest.
+  const bool fused =
+      linear_backend() == LinearBackend::kPackedGemm && M > 4 && gemm_compute() == Compute::kF32;
+  if (fused) {
+    std::vector<GemmProduct> all;
+    for (const LinearProduct& p : own) all.push_back({*p.w, p.y, p.ldy});
+    for (size_t j = 0; j < d.a.size(); ++j) all.push_back({d.a[j], d.t + d.offset[j], d.total});
+    if (accumulate && d.total > 0)
+      for (int64_t i = 0; i < M * d.total; ++i) d.t[i] = 0.0f;
+    gemm_xwt_many(x, M, ldx, all, accumulate);
+    return;
   }
-  if (downs.empty()) return;
-  // t holds the down projections side by side: row m is [x A_0^T, x A_1^T, ...] (total columns).
-  float* t = grown(t_down, M * total);
-  std::vector<LinearProduct> down_products;
-  for (size_t j = 0; j < downs.size(); ++j) down_products.push_back({&downs[j], t + offsets[j], total});
-  linear_many(x, M, ldx, down_products, scratch);
-  for (int64_t i = 0; i < M * total; ++i) t[i] *= s;
+  if (accumulate) {
+    for (const LinearProduct& p : own) linear(x, M, ldx, *p.w, nullptr, p.y, p.ldy, scratch, true);
+  } else if (!own.empty()) {
+    linear_many(x, M, ldx, own, scratch);
+  }
+  if (d.total == 0) return;
+  const GemmComputeScope f32(Compute::kF32);
+  std::vector<LinearProduct> downs;
+  for (size_t j = 0; j < d.a.size(); ++j) downs.push_back({&d.a[j], d.t + d.offset[j], d.total});
+  linear_many(x, M, ldx, downs, scratch);
+}
+
+// y_j += s (x A_j^T) B_j^T from the down projections in d.t.
+void add_ups(std::span<const LinearProduct> products, const Downs& d, int64_t M, float s,
+             LinearScratch& scratch) {
+  if (d.total == 0) return;
+  if (s != 1.0f)
+    for (int64_t i = 0; i < M * d.total; ++i) d.t[i] *= s;
+  const GemmComputeScope f32(Compute::kF32);
   size_t j = 0;
   for (const LinearProduct& p : products) {
-    const WeightDelta* d = p.w->delta;
-    if (!d || d->rank == 0) continue;
-    const WeightMatrix up{DType::F32, p.w->rows, d->rank, d->b};
-    linear(t + offsets[j++], M, total, up, nullptr, p.y, p.ldy, scratch, true);
+    const WeightDelta* delta = p.w->delta;
+    if (!delta || delta->rank == 0) continue;
+    const WeightMatrix up{DType::F32, p.w->rows, delta->rank, delta->b};
+    linear(d.t + d.offset[j++], M, d.total, up, nullptr, p.y, p.ldy, scratch, true);
   }
 }
 
@@ -81,35 +120,49 @@ void linear_with_delta(const float* x, int64_t M, int64_t ldx, const WeightMatri
                        float* y, int64_t ldy, LinearScratch& scratch, bool accumulate) {
   const WeightDelta& d = *w.delta;
   const float s = t_scale;
-  const WeightMatrix merged = plain(w);
+  const LinearProduct self{&w, y, ldy};
   if (d.unmerged && s != 1.0f) {
-    const WeightMatrix base = plain(*d.unmerged);
-    if (s == 0.0f) {
-      linear(x, M, ldx, base, bias, y, ldy, scratch, accumulate);
-    } else {
-      // Both products into fresh rows (y may hold what accumulate adds to), then blended in.
-      const int64_t N = w.rows;
-      float* u = grown(t_unmerged, 2 * M * N);
-      float* v = u + M * N;
-      const LinearProduct both[] = {{&merged, v, N}, {&base, u, N}};
-      linear_many(x, M, ldx, both, scratch);
-      blend(v, N, u, M, N, s, bias);
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t o = 0; o < N; ++o) y[m * ldy + o] = (accumulate ? y[m * ldy + o] : 0.0f) + v[m * N + o];
+    // Merged at strength 1, called at another scale: both products into fresh rows, blended into y.
+    const int64_t N = w.rows;
+    float* u = grown(t_unmerged, 2 * M * N);
+    float* v = u + M * N;
+    const WeightMatrix merged = plain(w), base = plain(*d.unmerged);
+    const LinearProduct both[] = {{&merged, v, N}, {&base, u, N}};
+    linear_many(x, M, ldx, both, scratch);
+    blend(v, N, u, M, N, s, bias);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t o = 0; o < N; ++o) y[m * ldy + o] = (accumulate ? y[m * ldy + o] : 0.0f) + v[m * N + o];
+    if (s != 0.0f) {
+      const Downs downs = plan_downs(std::span(&self, 1), M);
+      own_and_downs(x, M, ldx, {}, downs, false, scratch);
+      add_ups(std::span(&self, 1), downs, M, s, scratch);
     }
-  } else {
-    linear(x, M, ldx, merged, bias, y, ldy, scratch, accumulate);
+    return;
   }
-  if (d.rank > 0 && s != 0.0f) {
-    const LinearProduct p{&w, y, ldy};
-    add_low_rank(x, M, ldx, std::span(&p, 1), s, scratch);
+  // The bias goes in first and the product accumulates onto it, as linear() does.
+  if (bias) {
+    const int64_t N = w.rows;
+#pragma omp parallel for schedule(static) if (M * N >= (1 << 16))
+    for (int64_t m = 0; m < M; ++m) {
+      float* ym = y + m * ldy;
+      if (accumulate) {
+        for (int64_t o = 0; o < N; ++o) ym[o] += bias[o];
+      } else {
+        std::memcpy(ym, bias, size_t(N) * sizeof(float));
+      }
+    }
   }
+  const WeightMatrix merged = plain(w);
+  const LinearProduct own{&merged, y, ldy};
+  const Downs downs = s != 0.0f ? plan_downs(std::span(&self, 1), M) : Downs{};
+  own_and_downs(x, M, ldx, std::span(&own, 1), downs, accumulate || bias != nullptr, scratch);
+  add_ups(std::span(&self, 1), downs, M, s, scratch);
 }
 
 void linear_many_with_delta(const float* x, int64_t M, int64_t ldx, std::span<const LinearProduct> products,
                             LinearScratch& scratch) {
   const float s = t_scale;
-  // The layers' own products (and the unmerged ones the scale needs) in one pass over x.
+  // The layers' own products, and the unmerged ones a merged weight needs at another scale.
   std::vector<WeightMatrix> mats;
   mats.reserve(2 * products.size());  // stable addresses for the products below
   std::vector<LinearProduct> own;
@@ -132,11 +185,12 @@ void linear_many_with_delta(const float* x, int64_t M, int64_t ldx, std::span<co
       mats.push_back(plain(*products[j].w->delta->unmerged));
       own.push_back({&mats.back(), u + unmerged_at[j], products[j].w->rows});
     }
-  linear_many(x, M, ldx, own, scratch);
+  const Downs downs = s != 0.0f ? plan_downs(products, M) : Downs{};
+  own_and_downs(x, M, ldx, own, downs, false, scratch);
   for (size_t j = 0; j < products.size(); ++j)
     if (unmerged_at[j] >= 0)
       blend(products[j].y, products[j].ldy, u + unmerged_at[j], M, products[j].w->rows, s, nullptr);
-  if (s != 0.0f) add_low_rank(x, M, ldx, products, s, scratch);
+  add_ups(products, downs, M, s, scratch);
 }
 
 }  // namespace krea2
