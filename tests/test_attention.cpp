@@ -262,6 +262,52 @@ TEST(Attention, SingleValidKeyFarIntoALongSegment) {
   check(p, o);
 }
 
+// Causal segments: query i sees keys 0..i of its segment, across tile boundaries (48 queries, 96 keys).
+std::vector<Segment> causal(std::vector<Segment> segments) {
+  for (Segment& s : segments) s.causal = true;
+  return segments;
+}
+
+TEST(Attention, CausalMatchesReference) {
+  for (int hd : {8, 16, 64, 128}) {
+    Problem p = make(8, 2, hd, causal(mixed_segments()), 345);
+    p.seed = uint64_t(hd) + 40;
+    run_and_check(p);
+  }
+}
+
+TEST(Attention, CausalLongSegmentWithRightPadding) {
+  // The text encoder's layout: prompt, padding keys (never attended to), then the suffix.
+  Problem p = make(32, 8, 128, {{0, 300, true}});
+  p.key_valid.assign(300, 1);
+  std::fill(p.key_valid.begin() + 150, p.key_valid.begin() + 290, 0);
+  run_and_check(p);
+}
+
+TEST(Attention, CausalQueriesWithNoVisibleKeyGetZeros) {
+  // The first 100 keys masked: queries 0..99 see no key at or before them (exact zeros, as the reference),
+  // later ones see only keys from 100 on; the first key tile holds no visible key for many query lanes.
+  Problem p = make(4, 4, 32, {{0, 250, true}});
+  p.key_valid.assign(250, 1);
+  std::fill_n(p.key_valid.begin(), 100, 0);
+  const Outcome o = run(p);
+  check(p, o);
+  for (int64_t r = 0; r < 100; ++r)
+    for (int64_t c = 0; c < 4 * 32; ++c) ASSERT_EQ(o.fast[size_t(r * o.ldo + o.col0 + c)], 0.0f) << r;
+  EXPECT_NE(o.fast[size_t(100 * o.ldo + o.col0)], 0.0f);
+}
+
+TEST(Attention, CausalDiffersFromFull) {
+  Problem p = make(2, 1, 16, {{0, 120, true}});
+  const Outcome causal_run = run(p);
+  p.segments[0].causal = false;
+  const Outcome full_run = run(p);
+  // The last row sees every key either way; the first row sees only itself under causal.
+  const int64_t last = 119 * causal_run.ldo + causal_run.col0;
+  EXPECT_NEAR(causal_run.fast[size_t(last)], full_run.fast[size_t(last)], 1e-5);
+  EXPECT_GT(std::fabs(causal_run.fast[size_t(causal_run.col0)] - full_run.fast[size_t(full_run.col0)]), 1e-3);
+}
+
 TEST(Attention, NoSegmentsWritesNothing) {
   Problem p = make(2, 1, 8, {}, 10);
   Problem empty = make(2, 1, 8, {{3, 0}}, 10);

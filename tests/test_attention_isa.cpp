@@ -57,6 +57,12 @@ std::vector<Case> make_cases() {
   // Peaky and extreme scores: the running max jumps between key tiles, exp2 underflows.
   cases.push_back({"extreme_scores", {2, 1, 32}, {{0, 300}, {300, 10}}, 310, 0, 12.0f});
   cases.push_back({"long_segment", {4, 1, 64}, {{0, 1000}}, 1000, 2, 1.0f});
+  // Causal (the text encoder's decoder layers): the Qwen3-VL shape, and mixed lengths with key masks.
+  cases.push_back({"causal_32x8x128", {32, 8, 128}, {{0, 300, true}}, 300, 1, 1.0f});
+  std::vector<Segment> causal_mixed = mixed;
+  for (Segment& s : causal_mixed) s.causal = true;
+  cases.push_back({"causal_mixed_hd16", {4, 2, 16}, causal_mixed, 527, 2, 1.0f});
+  cases.push_back({"causal_mixed_hd40", {3, 1, 40}, causal_mixed, 527, 0, 2.0f});
   return cases;
 }
 

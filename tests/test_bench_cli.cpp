@@ -118,6 +118,31 @@ TEST(BenchCli, AttentionJsonWithMeasuredPeak) {
   EXPECT_EQ(j["kernel_ceiling_rounds"], 10);  // 5 rounds after each timed rep (--reps 2)
 }
 
+TEST(BenchCli, TextEncoderJson) {
+  std::string out;
+  ASSERT_EQ(bench("--model text-encoder --text-config " + test::fixture_dir("text/encoder_tiny") +
+                      "/text_encoder/config.json --layers 4 --tokens 20 --batch 2 --reps 2 --warmup 0"
+                      " --weights f32 --peak-gflops 100 --json --quiet",
+                  &out),
+            0)
+      << out;
+  const nlohmann::json j = json_line(out);
+  TextEncoderConfig c =
+      TextEncoderConfig::from_json_file(test::fixture_dir("text/encoder_tiny") + "/text_encoder/config.json");
+  expect_summary(j, 2 * text_encoder_flops(c, 4, 20).total(), 100.0);
+  EXPECT_EQ(j["mode"], "text-encoder");
+  EXPECT_EQ(j["layers"], 4);
+  EXPECT_EQ(j["weights"], "F32");
+  for (const char* stage : {"gemm", "qkv", "attention", "ff_down", "norm_rope"})
+    EXPECT_GE(j["stages"][stage]["seconds"].get<double>(), 0.0) << stage;
+  EXPECT_NE(bench("--model text-encoder --image-tokens 5 --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("does not apply to --model text-encoder"));
+  EXPECT_NE(bench("--model vae --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("--model must be"));
+  EXPECT_NE(bench("--tokens 5 --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("needs --model text-encoder"));
+}
+
 TEST(BenchCli, BadOptionsFailClearly) {
   const std::string small = " --config " + tiny_config() + " --layers 1 --image-tokens 4 --text-tokens 2";
   const std::pair<std::string, std::string> cases[] = {

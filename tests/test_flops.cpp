@@ -114,5 +114,17 @@ TEST(Flops, Attention) {
   EXPECT_DOUBLE_EQ(attention_flops(10, 3, 4), brute_attention(1, 10, 3, 4));
 }
 
+TEST(Flops, TextEncoderByHand) {
+  TextEncoderConfig c;  // Qwen3-VL-4B: D 2560, Q 4096, KV 1024, I 9728
+  const TextEncoderFlops f = text_encoder_flops(c, 1, 546);
+  EXPECT_DOUBLE_EQ(f.linear,
+                   2.0 * 546 * (2560.0 * 4096 + 2 * 2560.0 * 1024 + 4096.0 * 2560 + 3 * 2560.0 * 9728));
+  // Causal: query i sees i + 1 keys; 2 FLOPs per multiply-add in QK^T and in PV over 32 heads of 128.
+  double pairs = 0;
+  for (int i = 0; i < 546; ++i) pairs += i + 1;
+  EXPECT_DOUBLE_EQ(f.attention, 4.0 * pairs * 4096);
+  EXPECT_DOUBLE_EQ(text_encoder_flops(c, 35, 546).total(), 35 * f.total());
+}
+
 }  // namespace
 }  // namespace krea2

@@ -13,12 +13,15 @@
 #include "krea2/model.h"
 #include "krea2/sampler.h"
 #include "lora_options.h"
+#include "text_options.h"
 
 namespace krea2::cli {
 
 namespace {
 
-const char* kHelp = R"(Usage: krea2 generate --model DIR --prompt-embeds FILE --output OUT.safetensors
+const char* kHelp =
+    R"(Usage: krea2 generate --model DIR (--prompt-embeds FILE | --prompt S --text-encoder PATH)
+                      --output OUT.safetensors
                       (--height H --width W | --latent-height h --latent-width w | --noise FILE) [options]
 
 Denoises latents exactly as the diffusers Krea2Pipeline loop does: FlowMatchEulerDiscreteScheduler with Krea 2's
@@ -30,6 +33,7 @@ Inputs:
   --model DIR             diffusers folder (DIR/transformer or DIR with config.json + safetensors) or a single
                           .safetensors file with original Krea names
   --prompt-embeds FILE    prompt_embeds (B, L, num_text_layers, text_hidden_dim), optional prompt_embeds_mask (B, L)
+                          (as `krea2 encode` writes them); or --prompt S with --text-encoder (below)
   --negative-embeds FILE  negative prompt for guidance: negative_prompt_embeds / negative_prompt_embeds_mask when the
                           file has them, else prompt_embeds / prompt_embeds_mask (its L may differ from the prompt's)
   --height H --width W    image size in pixels, multiples of 16 (latent = pixels / 8)
@@ -63,7 +67,11 @@ Other:
 )";
 
 std::string help() {
-  return kHelp + std::string("\nAdapters:\n") + lora_help(26);
+  return kHelp +
+         std::string(
+             "\nPrompt text (instead of --prompt-embeds; the encoder is freed before the transformer "
+             "loads):\n") +
+         text_help() + "\nAdapters:\n" + lora_help(26);
 }
 
 Tensor require_tensor(const SafetensorsFile& f, const std::string& name) {
@@ -196,6 +204,8 @@ int cmd_generate(int argc, char** argv) {
   std::set<std::string> switches = {"--turbo", "--quiet", "--save-steps", "--keep-padding", "--help"};
   known.insert(kLoraValueFlags.begin(), kLoraValueFlags.end());
   switches.insert(kLoraSwitches.begin(), kLoraSwitches.end());
+  known.insert(kTextValueFlags.begin(), kTextValueFlags.end());
+  switches.insert(kTextSwitches.begin(), kTextSwitches.end());
   Args args(argc, argv, known, switches);
   if (args.has("--help")) {
     std::fputs(help().c_str(), stdout);
@@ -221,13 +231,35 @@ int cmd_generate(int argc, char** argv) {
   options.cfg_mode = batch_cfg == "on" ? CfgMode::kBatched : CfgMode::kTwoPass;
   options.keep_step_latents = args.has("--save-steps");
   options.forward.skip_padded_text = !args.has("--keep-padding");
-  const TextEmbeddings prompt = load_prompt(args.require("--prompt-embeds"));
+  const bool from_text = args.has("--prompt");
+  if (from_text && args.has("--prompt-embeds")) throw Error("give --prompt or --prompt-embeds, not both");
+  if (!from_text && !args.has("--prompt-embeds"))
+    throw Error("missing --prompt-embeds (or --prompt with --text-encoder)");
+  if (!from_text && args.has("--text-encoder")) throw Error("--text-encoder needs --prompt");
+  if (from_text && args.has("--negative-embeds") && args.has("--negative-prompt"))
+    throw Error("give --negative-prompt or --negative-embeds, not both");
+  TextEmbeddings prompt;
   std::optional<TextEmbeddings> negative;
-  if (options.guidance > 0) {
+  std::string taps;
+  if (from_text) {
+    // Encoded first, and the encoder freed, so peak memory is the larger model's, not the sum.
+    const bool need_negative = options.guidance > 0 && !args.has("--negative-embeds");
+    EncodedPrompts e = encode_prompts(args, need_negative, show_progress, quiet);
+    prompt = std::move(e.prompt);
+    negative = std::move(e.negative);
+    taps = e.taps;
+    if (!quiet)
+      std::fprintf(stderr, "encoded %zu prompt(s) in %.3f s\n", args.all("--prompt").size(), e.seconds);
+  } else {
+    prompt = load_prompt(args.require("--prompt-embeds"));
+  }
+  if (options.guidance > 0 && !negative) {
     if (!args.has("--negative-embeds")) throw Error("--guidance > 0 needs --negative-embeds");
     negative = load_negative(args.get("--negative-embeds"));
-  } else if (args.has("--negative-embeds") && !quiet) {
-    std::fprintf(stderr, "warning: --negative-embeds is unused without --guidance > 0\n");
+  } else if (options.guidance == 0 && (args.has("--negative-embeds") || args.has("--negative-prompt")) &&
+             !quiet) {
+    std::fprintf(stderr, "warning: the negative prompt is unused without --guidance > 0\n");
+    negative.reset();
   }
   if (prompt.embeds.shape.size() != 4) {
     throw Error("prompt_embeds must be (B, L, layers, dim), got " + shape_str(prompt.embeds.shape));
@@ -268,6 +300,14 @@ int cmd_generate(int argc, char** argv) {
                                                  {"guidance", exact(options.guidance)},
                                                  {"turbo", options.schedule.turbo ? "1" : "0"}};
   if (!args.has("--noise")) metadata["seed"] = std::to_string(args.get_int("--seed", 0));
+  if (from_text) {
+    const std::vector<std::string> prompts = args.all("--prompt");
+    metadata["prompt"] = prompts[0];
+    for (size_t i = 1; i < prompts.size(); ++i) metadata["prompt_" + std::to_string(i)] = prompts[i];
+    if (negative) metadata["negative_prompt"] = args.get("--negative-prompt", "");
+    metadata["text_encoder"] = args.get("--text-encoder");
+    metadata["taps"] = taps;
+  }
   write_safetensors(output_path, out, metadata);
   if (!quiet) {
     std::fprintf(stderr, "wrote %s (latents %s): %d steps, %.3f s/step, text %.3fs\n", output_path.c_str(),

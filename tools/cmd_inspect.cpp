@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "cpu_info.h"
 #include "inspect_lora.h"
+#include "inspect_text_encoder.h"
 #include "krea2/model.h"
 
 namespace krea2::cli {
@@ -15,6 +16,7 @@ namespace {
 
 const char* kHelp = R"(Usage: krea2 inspect MODEL [--tensors] [--json]
        krea2 inspect --lora FILE [MODEL] [--json]
+       krea2 inspect --text-encoder PATH [--json]
 
 Loads MODEL (a diffusers folder, a single .safetensors under diffusers or original Krea names, ComfyUI fp8 /
 int8 files, or a GGUF file), checks every tensor against the config, and prints the file format, the tensor
@@ -27,6 +29,9 @@ the big matrices are stored in. Last, the CPU this runs on: its features and the
 With --lora FILE: the adapter's format (key layout and kind), tensor count, rank and alpha, every targeted
 parameter (key stem, diffusers parameter, kind, rank, alpha, factor) and every key that matches no parameter.
 Names and shapes are resolved against MODEL's config when given, else names only against the default config.
+
+With --text-encoder PATH: the Qwen3-VL text encoder's file format and naming scheme, where its config came from,
+the config, the default taps and where they came from, the quantization and the parameter count.
 )";
 
 std::string human_bytes(double b) {
@@ -44,7 +49,7 @@ std::string human_bytes(double b) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, {"--model", "--lora"}, {"--tensors", "--json", "--help"});
+  Args args(argc, argv, {"--model", "--lora", "--text-encoder"}, {"--tensors", "--json", "--help"});
   if (args.has("--help")) {
     std::fputs(kHelp, stdout);
     return 0;
@@ -52,6 +57,7 @@ int cmd_inspect(int argc, char** argv) {
   std::string path = args.get("--model");
   if (path.empty() && !args.positional().empty()) path = args.positional()[0];
   if (args.has("--lora")) return inspect_lora(args.get("--lora"), path, args.has("--json"));
+  if (args.has("--text-encoder")) return inspect_text_encoder(args.get("--text-encoder"), args.has("--json"));
   if (path.empty()) throw Error("missing MODEL (see krea2 inspect --help)");
   std::vector<std::string> warnings;
   LoadOptions load;

@@ -30,11 +30,11 @@ void apply_isa_option(const Args& args) {
   set_isa_cap(*isa);
 }
 
-Compute compute_option(const Args& args) {
-  if (!args.has("--compute")) return Compute::kF32;
-  const std::string name = args.get("--compute");
+Compute compute_option(const Args& args, const std::string& flag) {
+  if (!args.has(flag)) return Compute::kF32;
+  const std::string name = args.get(flag);
   const std::optional<Compute> c = parse_compute(name);
-  if (!c) throw Error("--compute must be f32, bf16 or int8, found '" + name + "'");
+  if (!c) throw Error(flag + " must be f32, bf16 or int8, found '" + name + "'");
   return *c;
 }
 

@@ -14,7 +14,7 @@ namespace krea2::cli {
 void apply_isa_option(const Args& args);
 
 // --compute f32|bf16|int8 (default f32); anything else is an error.
-Compute compute_option(const Args& args);
+Compute compute_option(const Args& args, const std::string& flag = "--compute");
 
 // Throws krea2::Error when KREA2_ISA is set to something other than a level name.
 void check_isa_environment();

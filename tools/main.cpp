@@ -16,11 +16,14 @@ Usage: krea2 <command> [options]        (krea2 <command> --help for details)
        krea2 --version                  the build, the CPU features found and the kernels chosen
 
 Commands:
-  generate   denoise latents from prompt embeddings (the main job): flow-matching Euler, CFG, turbo
+  generate   denoise latents from a prompt (with --text-encoder) or prompt embeddings (the main job):
+             flow-matching Euler, CFG, turbo
+  encode     prompt text -> prompt embeddings (Qwen3-VL text encoder, the Krea 2 template)
   forward    run one transformer forward on an inputs.safetensors, write the velocity
   inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table; or an
              adapter's format, rank, alpha and targets (--lora FILE)
   quantize   write a model as GGUF (Q8_0, Q4_K_M, ...) or ComfyUI fp8 / int8-convrot safetensors
+  tokenize   print the token ids of a text (Qwen2 byte-level BPE, as HF tokenizer(text).input_ids)
   bench      time the forward (or attention alone) with random weights; GFLOP/s and % of FMA peak
 
 A model is a diffusers folder (DIR/transformer/ or DIR with config.json and safetensors, sharded or not), a
@@ -55,6 +58,8 @@ int main(int argc, char** argv) {
     if (command == "generate") return krea2::cli::cmd_generate(argc - 2, argv + 2);
     if (command == "bench") return krea2::cli::cmd_bench(argc - 2, argv + 2);
     if (command == "quantize") return krea2::cli::cmd_quantize(argc - 2, argv + 2);
+    if (command == "encode") return krea2::cli::cmd_encode(argc - 2, argv + 2);
+    if (command == "tokenize") return krea2::cli::cmd_tokenize(argc - 2, argv + 2);
     std::fprintf(stderr, "krea2: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const krea2::Error& e) {

@@ -51,4 +51,13 @@ FlopCount forward_flops(const Config& c, int64_t batch, int64_t image_tokens, in
   return f;
 }
 
+TextEncoderFlops text_encoder_flops(const TextEncoderConfig& c, int64_t layers, int64_t tokens) {
+  const double S = double(tokens), D = double(c.hidden_size), Q = double(c.num_heads * c.head_dim);
+  const double KV = double(c.num_kv_heads * c.head_dim), I = double(c.intermediate_size);
+  TextEncoderFlops f;
+  f.linear = double(layers) * 2.0 * S * (D * Q + 2.0 * D * KV + Q * D + 3.0 * D * I);
+  f.attention = double(layers) * 2.0 * S * (S + 1.0) * Q;
+  return f;
+}
+
 }  // namespace krea2

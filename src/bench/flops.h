@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "krea2/config.h"
+#include "krea2/text_encoder.h"
 
 namespace krea2 {
 
@@ -40,5 +41,16 @@ FlopCount forward_flops(const Config& config, int64_t batch, int64_t image_token
 
 // Attention alone over one sequence of `seq` rows: QK^T + PV = 4 seq^2 head_dim heads.
 double attention_flops(int64_t seq, int64_t heads, int64_t head_dim);
+
+// The text encoder over one sample of `tokens` rows through `layers` decoder layers (D = hidden, Q = heads x
+// head_dim, KV = kv heads x head_dim, I = intermediate):
+//   per layer  2 S (D*Q [q] + 2 D*KV [k, v] + Q*D [o] + 3 D*I [gate, up, down]) + 2 S (S + 1) Q
+// the causal attention's QK^T and PV over the S (S + 1) / 2 visible (query, key) pairs.
+struct TextEncoderFlops {
+  double linear = 0;
+  double attention = 0;
+  double total() const { return linear + attention; }
+};
+TextEncoderFlops text_encoder_flops(const TextEncoderConfig& config, int64_t layers, int64_t tokens);
 
 }  // namespace krea2

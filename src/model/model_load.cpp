@@ -13,6 +13,7 @@
 #include "model/gguf_config.h"
 #include "model/model_impl.h"
 #include "model/names.h"
+#include "model/weight_binding.h"
 #include "ops/weight_decode.h"
 #include "tensor/quant_blocks.h"
 
@@ -110,83 +111,7 @@ struct Binder {
   const FormatGuess& guess;
   std::set<std::string>& used;
   std::vector<std::string>& problems;
-
-  const TensorView* companion(const std::vector<std::string>& names) {
-    for (const std::string& n : names)
-      if (const TensorView* t = ckpt.find(n)) {
-        used.insert(n);
-        return t;
-      }
-    return nullptr;
-  }
-
-  float* owned_floats(const Tensor& t) {
-    auto* p = reinterpret_cast<float*>(m.new_arena(t.data.size() * sizeof(float)));
-    std::copy(t.data.begin(), t.data.end(), p);
-    return p;
-  }
-
-  // A Linear weight: its storage and, for ComfyUI files, its scale and rotation.
-  void matrix(const ParamSlot& slot, const TensorView& t, const std::string& name) {
-    WeightMatrix& w = *slot.matrix;
-    w = WeightMatrix{};
-    w.dtype = t.dtype;
-    w.rows = slot.shape[0];
-    w.cols = slot.shape[1];
-    w.data = t.data;
-    if (!dtype_is_decodable(t.dtype) || t.dtype == DType::U8 || t.dtype == DType::F64) {
-      problems.push_back("tensor '" + name + "': dtype " + std::string(dtype_name(t.dtype)) +
-                         " cannot hold a weight (expected F32, F16, BF16, F8_E4M3, F8_E5M2, I8 or a GGUF "
-                         "block type)");
-      return;
-    }
-    const QuantCompanionNames names = quant_companion_names(name);
-    std::optional<ComfyQuant> quant;
-    if (!names.comfy_quant.empty())
-      if (const TensorView* q = ckpt.find(names.comfy_quant)) {
-        used.insert(names.comfy_quant);
-        quant = parse_comfy_quant(*q, ckpt.source());
-        if (quant->dtype != t.dtype) {
-          problems.push_back("tensor '" + name + "': '" + names.comfy_quant + "' says format " +
-                             quant->format + " (" + std::string(dtype_name(quant->dtype)) +
-                             "), but the weight is stored as " + std::string(dtype_name(t.dtype)));
-          return;
-        }
-        w.rotation_group = quant->rotation_group;
-      }
-    companion(names.input_scale);  // fp8 activation scales: our products run in float32
-    if (const TensorView* s = companion(names.weight_scale)) {
-      const Tensor scale = to_float_tensor(*s);
-      if (scale.numel() == 1) {
-        w.scale = scale.data[0];
-      } else if (scale.numel() == w.rows &&
-                 (s->shape.size() == 1 || (s->shape.size() == 2 && s->shape[1] == 1))) {
-        w.row_scales = owned_floats(scale);
-      } else {
-        problems.push_back("tensor '" + s->name + "': expected one scale or one per output row (shape (" +
-                           std::to_string(w.rows) + ", 1)), found shape " + shape_str(s->shape));
-        return;
-      }
-    } else if (t.dtype == DType::I8) {
-      problems.push_back("tensor '" + name + "': an I8 weight needs its scale '" + names.weight_scale[0] +
-                         "' (ComfyUI int8_tensorwise), which is missing");
-      return;
-    }
-    try {
-      check_weight_matrix(w, "weight");
-    } catch (const std::invalid_argument& e) {
-      problems.push_back("tensor '" + name + "': " + e.what());
-      return;
-    }
-    // OpenBLAS wants aligned float32; a misaligned F32 tensor (odd header padding) gets an aligned copy.
-    if (w.is_plain_float() && t.dtype == DType::F32 &&
-        reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) {
-      std::byte* arena = m.new_arena(t.nbytes + 64);
-      auto* dst = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(arena) + 63) & ~uintptr_t(63));
-      std::copy(t.data, t.data + t.nbytes, dst);
-      w.data = dst;
-    }
-  }
+  WeightBinder bind{ckpt, [this](size_t bytes) { return m.new_arena(bytes); }, used, problems};
 
   void operator()(ParamSlot& slot) {
     std::string found_name;
@@ -205,47 +130,8 @@ struct Binder {
                          shape_str(t->shape));
       return;
     }
-    if (slot.matrix) return matrix(slot, *t, found_name);
-    if (!dtype_is_decodable(t->dtype) || t->dtype == DType::U8) {
-      problems.push_back("tensor '" + found_name +
-                         "': expected a float dtype (F32, F16, BF16, fp8, I8 with a "
-                         "scale, or a GGUF block type), found " +
-                         std::string(dtype_name(t->dtype)));
-      return;
-    }
-    *slot.vector = to_float_tensor(*t).data;
-    vector_scale(*t, found_name, *slot.vector);
-  }
-
-  // ComfyUI quantizes some small tensors too (the projector): value = decode(code) * scale.
-  void vector_scale(const TensorView& t, const std::string& name, std::vector<float>& v) {
-    const QuantCompanionNames names = quant_companion_names(name);
-    if (!names.comfy_quant.empty() && ckpt.find(names.comfy_quant)) {
-      used.insert(names.comfy_quant);
-      const ComfyQuant q = parse_comfy_quant(*ckpt.find(names.comfy_quant), ckpt.source());
-      if (q.rotation_group != 0)
-        problems.push_back("tensor '" + name +
-                           "': a convrot rotation on a non-Linear tensor is not supported");
-    }
-    companion(names.input_scale);
-    const TensorView* s = companion(names.weight_scale);
-    if (!s) {
-      if (t.dtype == DType::I8)
-        problems.push_back("tensor '" + name + "': an I8 tensor needs its scale '" + names.weight_scale[0] +
-                           "'");
-      return;
-    }
-    const Tensor scale = to_float_tensor(*s);
-    const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
-    if (scale.numel() == 1) {
-      for (float& x : v) x *= scale.data[0];
-    } else if (scale.numel() == rows && rows > 0) {
-      const size_t per_row = v.size() / size_t(rows);
-      for (size_t i = 0; i < v.size(); ++i) v[i] *= scale.data[i / per_row];
-    } else {
-      problems.push_back("tensor '" + s->name + "': expected one scale or one per row, found shape " +
-                         shape_str(s->shape));
-    }
+    if (slot.matrix) return bind.matrix(*t, found_name, slot.shape[0], slot.shape[1], *slot.matrix);
+    bind.vector(*t, found_name, *slot.vector);
   }
 };
 

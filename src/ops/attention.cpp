@@ -355,9 +355,25 @@ void transpose_queries(const float* q, int64_t ldq, int mq, int hd, float scale,
   }
 }
 
+// Causal masking: scores of keys after a query are set to this (log2 units) on the tiles that cross the
+// diagonal. Finite on purpose: a query lane whose every key of a tile is masked keeps a finite running max
+// (no -inf - -inf), its dummy probabilities are scaled by exp2(kMaskedScore - s) = 2^-126 (nothing) once a
+// real key comes, and a lane whose running max is still this at the end saw no key at all and gets zeros.
+constexpr float kMaskedScore = -1e30f;
+
+// st[r * ldqt + i] = kMaskedScore where key k0 + r comes after query q0 + i.
+void mask_future_keys(float* st, int ldqt, int nk, int64_t k0, int64_t q0) {
+  for (int r = 0; r < nk; ++r) {
+    // Key k0 + r comes after query q0 + i for the lanes i < k0 + r - q0.
+    const int64_t masked_lanes = std::clamp<int64_t>(k0 + r - q0, 0, ldqt);
+    std::fill_n(st + int64_t(r) * ldqt, masked_lanes, kMaskedScore);
+  }
+}
+
 // Heads [h0, h1) (all state held at once, <= kMaxHeadsPerItem) for queries [q0, q0 + mq) of the segment of
-// `len` rows starting at global row `base`.
-void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0, int mq, int h0, int h1) {
+// `len` rows starting at global row `base`; with `causal`, query q0 + i sees keys 0 .. q0 + i only.
+void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, bool causal, int64_t q0, int mq, int h0,
+               int h1) {
   const int hd = a.hd;
   const AttentionTileKernels& kr = *a.kernels;
   // Query lanes, padded with zero queries (their results are dropped).
@@ -374,8 +390,10 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
   }
   const __m256i tail_mask = lane_mask(hd % 8 == 0 ? 8 : hd % 8);
   bool first = true;  // no key tile processed yet: the output accumulators hold garbage, not 0
-  for (int64_t k0 = 0; k0 < len; k0 += kKeyTile) {
-    const int nk = int(std::min<int64_t>(kKeyTile, len - k0));
+  const int64_t key_end = causal ? std::min<int64_t>(len, q0 + mq) : len;
+  for (int64_t k0 = 0; k0 < key_end; k0 += kKeyTile) {
+    const int nk = int(std::min<int64_t>(kKeyTile, key_end - k0));
+    const bool crosses_diagonal = causal && k0 + nk - 1 > q0;
     bool masked = false;
     if (a.key_valid) {
       int count = 0;
@@ -400,6 +418,7 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
       const float* qt = s.qt + t * s.qt_stride;
       // scores^T = K_tile * Q^T.
       kr.scores(kp, ldk, nk, qt, ldqt, hd, s.st);
+      if (crosses_diagonal) mask_future_keys(s.st, ldqt, nk, k0, q0);
       float* m = s.m + t * kQueryTile;
       float* l = s.l + t * kQueryTile;
       float* alpha = s.alpha + t * kQueryTile;
@@ -419,8 +438,9 @@ void run_heads(const Args& a, Scratch& s, int64_t base, int64_t len, int64_t q0,
     const float* o = s.o + t * s.o_stride;
     const float* l = s.l + t * kQueryTile;
     float* orow = a.out + (base + q0) * a.ldout + int64_t(h0 + t) * hd;
+    const float* m = s.m + t * kQueryTile;
     for (int i = 0; i < mq; ++i, orow += a.ldout) {
-      if (!(l[i] > 0.0f)) {
+      if (!(l[i] > 0.0f) || (causal && m[i] <= 0.5f * kMaskedScore)) {
         std::fill_n(orow, hd, 0.0f);
         continue;
       }
@@ -497,9 +517,9 @@ void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const f
       if (seg.length <= kKeyTile) {
         // One key tile: nothing to carry between tiles, so run each head on its own.
         for (int h = item.h0; h < item.h1; ++h)
-          run_heads(args, scratch, seg.begin, seg.length, item.q0, mq, h, h + 1);
+          run_heads(args, scratch, seg.begin, seg.length, seg.causal, item.q0, mq, h, h + 1);
       } else {
-        run_heads(args, scratch, seg.begin, seg.length, item.q0, mq, item.h0, item.h1);
+        run_heads(args, scratch, seg.begin, seg.length, seg.causal, item.q0, mq, item.h0, item.h1);
       }
     }
   }
@@ -524,7 +544,8 @@ void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ld
       const int64_t qc = int64_t(h) * hd, kc = int64_t(h / group) * hd;
       for (int64_t i = seg.begin; i < seg.begin + seg.length; ++i) {
         double mx = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < seg.length; ++j) {
+        const int64_t keys = seg.causal ? i - seg.begin + 1 : seg.length;
+        for (int64_t j = 0; j < keys; ++j) {
           const int64_t row = seg.begin + j;
           if (key_valid && !key_valid[row]) continue;
           double dot = 0;
@@ -539,7 +560,7 @@ void attention_reference(const float* q, int64_t ldq, const float* k, int64_t ld
         }
         double sum = 0;
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t j = 0; j < seg.length; ++j) {
+        for (int64_t j = 0; j < keys; ++j) {
           const int64_t row = seg.begin + j;
           if (key_valid && !key_valid[row]) continue;
           const double p = std::exp(w[size_t(j)] - mx);

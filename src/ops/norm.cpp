@@ -22,7 +22,33 @@ void norm_row(const float* x, int64_t dim, const float* weight, float eps, float
   }
 }
 
+void norm_row_plain(const float* x, int64_t dim, const float* weight, float eps, float* out) {
+  float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < dim; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / float(dim) + eps);
+#pragma omp simd
+  for (int64_t i = 0; i < dim; ++i) out[i] = weight[i] * (x[i] * inv);
+}
+
 }  // namespace
+
+void rms_norm_plain(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+                    float* out, int64_t ldo) {
+#pragma omp parallel for schedule(static) if (rows * dim >= 16384)
+  for (int64_t r = 0; r < rows; ++r) norm_row_plain(x + r * ldx, dim, weight, eps, out + r * ldo);
+}
+
+void rms_norm_plain_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
+                              float eps, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+    const double inv = 1.0 / std::sqrt(ss / double(dim) + double(eps));
+    for (int64_t i = 0; i < dim; ++i) out[r * ldo + i] = float(double(weight[i]) * (xr[i] * inv));
+  }
+}
 
 void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
               float* out, int64_t ldo, const float* scale, const float* shift) {

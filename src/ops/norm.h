@@ -10,6 +10,13 @@ namespace krea2 {
 void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
               float* out, int64_t ldo, const float* scale = nullptr, const float* shift = nullptr);
 
+// Plain-weight RMSNorm (Qwen3 / Llama): out[r] = weight * (x[r] / sqrt(mean(x[r]^2) + eps)), in that
+// order, as transformers computes it. out may alias x.
+void rms_norm_plain(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+                    float* out, int64_t ldo);
+void rms_norm_plain_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
+                              float eps, float* out, int64_t ldo);
+
 // Scalar reference, double accumulation.
 void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
                         float eps, float* out, int64_t ldo, const float* scale = nullptr,

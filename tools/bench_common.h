@@ -1,0 +1,51 @@
+// What the bench modes share (tools/cmd_bench.cpp: the transformer forward and attention; tools/
+// bench_text_encoder.cpp): sizes and RSS, medians, random inputs, the measured peaks, the GEMM ceiling, and
+// the summary fields and lines every mode prints.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "bench/kernel_ceiling.h"
+#include "bench/peak_unit.h"
+#include "cpu/cpu_features.h"
+#include "krea2/model.h"
+#include "progress.h"
+
+namespace krea2::cli {
+
+std::string human_bytes(double b);
+int64_t peak_rss_bytes();     // the process high-water mark (getrusage)
+int64_t current_rss_bytes();  // resident now (/proc/self/statm)
+int64_t physical_memory_bytes();
+double median(std::vector<double> v);
+// Uniform [-1, 1] from a counter-based splitmix64, so big inputs fill fast and reproducibly.
+void fill_uniform(std::vector<float>& v, uint64_t seed);
+Tensor random_tensor(Shape shape, uint64_t seed);
+// args[flag] (or fallback), an error below `min`.
+int64_t positive(const Args& args, const std::string& flag, int64_t fallback, int64_t min = 1);
+
+// Measured peak of `unit` for the current thread count, or --peak-gflops. Warns first when the machine is
+// busy.
+double peak_gflops(const Args& args, Progress& progress, double load,
+                   const PeakUnit& unit = peak_unit_for(active_isa(), Compute::kF32));
+// Every unit this machine has, measured (the one in use already is): fp32 FMA per ISA, bf16 dot, int8 dot.
+nlohmann::json all_peaks(Progress& progress, const PeakUnit& used, double used_peak);
+
+// The summary fields shared by every mode.
+nlohmann::json summary(const std::vector<double>& times, double flops, double peak, int warmup, double load,
+                       bool quiet);
+// The GEMM ceiling: kCeilingRoundsPerRep rounds after each timed rep; none with --peak-gflops.
+inline constexpr int kCeilingRoundsPerRep = 5;
+std::optional<KernelCeilingMeter> ceiling_meter(const Args& args, Compute compute = Compute::kF32);
+void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& meter);
+void print_summary(const nlohmann::json& j);
+
+// Median over reps of every stage key; missing keys count as 0 for that rep.
+std::map<std::string, double> median_stages(const std::vector<StageTimes>& reps);
+
+}  // namespace krea2::cli
