@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job on a built-in default: set up, build, and denoise latents with the bundled small Krea 2 checkpoint
-# and prompt embeddings (tests/fixtures/sample_base_cfg), writing out/latents.safetensors.
+# The main job on a built-in default: set up, build, and turn a prompt into a PNG with the bundled small random
+# Krea 2 pipeline (tests/fixtures/demo_pipeline: tokenizer, Qwen3-VL text encoder, transformer, VAE), writing
+# out/demo.png. Random weights make a meaningless picture; see the last lines for real files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target krea2
 mkdir -p out
-model=tests/fixtures/sample_base_cfg
-./build/krea2 generate --model "$model" --prompt-embeds "$model/inputs.safetensors" \
-  --negative-embeds "$model/inputs.safetensors" --latent-height 8 --latent-width 12 --steps 6 --guidance 4.5 \
-  --seed 42 --output out/latents.safetensors "$@"
-echo "Latents written to out/latents.safetensors (tensors: latents, latents_unpacked, sigmas, timesteps)."
-echo "With real weights: ./build/krea2 generate --model /path/to/krea2 --prompt-embeds embeds.safetensors \\"
-echo "  --height 1024 --width 1024 --steps 28 --guidance 4.5 --output latents.safetensors; decode with the Krea 2 VAE."
+./build/krea2 generate --model tests/fixtures/demo_pipeline \
+  --prompt "A watercolor painting of a lighthouse on a rocky cliff at dawn" --negative-prompt "" \
+  --height 256 --width 256 --steps 8 --guidance 4.5 --seed 42 --output out/demo.png "$@"
+echo "Wrote out/demo.png (random weights: the picture means nothing; its text chunks hold the prompt and settings)."
+echo "With real weights, point --model at a Krea 2 diffusers pipeline root (transformer/, text_encoder/,"
+echo "tokenizer/, vae/), or give the files one by one:"
+echo "  ./build/krea2 generate --model krea2.safetensors --text-encoder qwen3vl_4b.safetensors --tokenizer tokenizer.json \\"
+echo "    --vae qwen_image_vae.safetensors --prompt \"...\" --height 1024 --width 1024 --steps 28 --guidance 4.5 --output image.png"

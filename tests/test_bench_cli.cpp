@@ -10,6 +10,7 @@
 
 #include "bench/flops.h"
 #include "krea2/config.h"
+#include "krea2/vae.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -137,10 +138,35 @@ TEST(BenchCli, TextEncoderJson) {
     EXPECT_GE(j["stages"][stage]["seconds"].get<double>(), 0.0) << stage;
   EXPECT_NE(bench("--model text-encoder --image-tokens 5 --peak-gflops 10 --quiet", &out), 0);
   EXPECT_THAT(out, HasSubstr("does not apply to --model text-encoder"));
-  EXPECT_NE(bench("--model vae --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_NE(bench("--model unet --peak-gflops 10 --quiet", &out), 0);
   EXPECT_THAT(out, HasSubstr("--model must be"));
   EXPECT_NE(bench("--tokens 5 --peak-gflops 10 --quiet", &out), 0);
   EXPECT_THAT(out, HasSubstr("needs --model text-encoder"));
+}
+
+TEST(BenchCli, VaeJson) {
+  std::string out;
+  const std::string config = test::fixture_dir("vae/decoder_tiny") + "/vae/config.json";
+  ASSERT_EQ(bench("--model vae --vae-config " + config +
+                      " --height 48 --width 40 --batch 2 --reps 2 --warmup 0 --weights f32 --peak-gflops 100"
+                      " --json --quiet",
+                  &out),
+            0)
+      << out;
+  const nlohmann::json j = json_line(out);
+  expect_summary(j, 2 * vae_decode_flops(VaeConfig::from_json_file(config), 6, 5), 100.0);
+  EXPECT_EQ(j["mode"], "vae");
+  EXPECT_EQ(j["latent_height"], 6);
+  EXPECT_EQ(j["latent_width"], 5);
+  EXPECT_EQ(j["weights"], "F32");
+  for (const char* stage : {"conv", "upsample", "conv1x1", "attention", "attention_proj", "norm", "convs"})
+    EXPECT_GE(j["stages"][stage]["seconds"].get<double>(), 0.0) << stage;
+  EXPECT_NE(bench("--model vae --height 30 --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("multiples of 8"));
+  EXPECT_NE(bench("--model vae --layers 2 --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("does not apply to --model vae"));
+  EXPECT_NE(bench("--height 64 --peak-gflops 10 --quiet", &out), 0);
+  EXPECT_THAT(out, HasSubstr("needs --model vae"));
 }
 
 TEST(BenchCli, BadOptionsFailClearly) {

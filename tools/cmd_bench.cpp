@@ -22,6 +22,7 @@
 #include "bench/peak_unit.h"
 #include "bench_common.h"
 #include "bench_text_encoder.h"
+#include "bench_vae.h"
 #include "commands.h"
 #include "cpu/cpu_features.h"
 #include "cpu_info.h"
@@ -40,6 +41,7 @@ namespace {
 
 const char* kHelp = R"(Usage: krea2 bench [options]                       time the forward on random weights
        krea2 bench --only attention --seq S [options]   time the attention op alone
+       krea2 bench --model text-encoder|vae [options]   time the text encoder / the VAE decoder
 
 Forward mode builds a model with random weights (any config; default the real Krea 2: hidden 6144 = 48 heads x
 128, 12 KV heads, FFN 16384, 28 blocks, text 2560 x 12 tapped layers, 20 text heads, 2 + 2 text blocks) and
@@ -86,6 +88,16 @@ Text-encoder mode (--model text-encoder): the Qwen3-VL text tower (Qwen3-VL-4B's
   --compute MODE        f32 (default) | bf16 | int8
   --text-config FILE    a transformers config.json (Qwen3-VL text_config or Qwen3)
   FLOPs per layer: 2 S (D*Q + 2 D*KV + Q*D + 3 D*I) + 2 S (S + 1) Q (causal attention: S (S + 1) / 2 pairs)
+
+VAE mode (--model vae): the Qwen-Image VAE decoder (one frame, its 3-D convs in their exact 2-D form;
+the released config unless --vae-config FILE) on random weights (convs variance 1 / fan_in), decoding random
+latents of one image size:
+  --height H, --width W  image pixels (default 1024 x 1024; multiples of the scale factor 8)
+  --batch B             images (default 1; decoded one after another)
+  --weights TYPE        f32 | bf16 (default) | f16: the values' rounding (the decoder computes in float32)
+  --vae-config FILE     a diffusers config.json (AutoencoderKLQwenImage / AutoencoderKLWan)
+  FLOPs: 2 P in out k^2 per conv (P output pixels, post_quant_conv and the 1x1 convs included) + 4 S^2 C for
+  the mid attention (S = h w latent pixels, C = 4 base_dim): 4.298 + 0.412 TFLOP at 1024 x 1024.
 
 Attention mode (--only attention): q (S, heads x head_dim), k, v (S, kv_heads x head_dim) uniform in [-1, 1],
 one segment of S rows, no mask. Also reports the attention's extra memory: peak RSS after the calls minus the
@@ -500,6 +512,7 @@ int cmd_bench(int argc, char** argv) {
   known.insert(kForwardFlags.begin(), kForwardFlags.end());
   known.insert(kAttentionFlags.begin(), kAttentionFlags.end());
   known.insert(kTextEncoderBenchFlags.begin(), kTextEncoderBenchFlags.end());
+  known.insert(kVaeBenchFlags.begin(), kVaeBenchFlags.end());
   known.insert("--model");
   Args args(argc, argv, known, {"--json", "--quiet", "--help", "--compare-f32"});
   if (args.has("--help")) {
@@ -511,8 +524,8 @@ int cmd_bench(int argc, char** argv) {
   if (args.has("--threads")) set_threads(args.get_int("--threads", 0));
   apply_isa_option(args);
   const std::string model = args.get("--model", "transformer");
-  if (model != "transformer" && model != "text-encoder")
-    throw Error("--model must be transformer (default) or text-encoder, found '" + model + "'");
+  if (model != "transformer" && model != "text-encoder" && model != "vae")
+    throw Error("--model must be transformer (default), text-encoder or vae, found '" + model + "'");
   double load = 0.0;
   if (model == "text-encoder") {
     for (const std::string& flag : known)
@@ -523,6 +536,16 @@ int cmd_bench(int argc, char** argv) {
     Progress progress(!args.has("--quiet") && stderr_is_terminal());
     return bench_text_encoder(args, progress, load);
   }
+  if (model == "vae") {
+    for (const std::string& flag : known)
+      if (args.has(flag) && !kCommonFlags.count(flag) && !kVaeBenchFlags.count(flag) && flag != "--model")
+        throw Error(flag + " does not apply to --model vae");
+    if (getloadavg(&load, 1) != 1) load = 0.0;
+    Progress progress(!args.has("--quiet") && stderr_is_terminal());
+    return bench_vae(args, progress, load);
+  }
+  for (const char* flag : {"--height", "--width", "--vae-config"})
+    if (args.has(flag)) throw Error(std::string(flag) + " needs --model vae");
   for (const char* flag : {"--tokens", "--text-config"})
     if (args.has(flag)) throw Error(std::string(flag) + " needs --model text-encoder");
   const std::string only = args.get("--only", "forward");

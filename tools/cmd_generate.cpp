@@ -1,6 +1,7 @@
 // krea2 generate: the diffusers Krea2Pipeline denoising loop (flow-matching Euler, Krea guidance, turbo) from
 // prompt embeddings to latents, written with the schedule to a safetensors file.
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -9,9 +10,11 @@
 #include "args.h"
 #include "commands.h"
 #include "cpu_info.h"
+#include "image_output.h"
 #include "io/safetensors.h"
 #include "krea2/model.h"
 #include "krea2/sampler.h"
+#include "krea2/vae.h"
 #include "lora_options.h"
 #include "text_options.h"
 
@@ -32,6 +35,7 @@ config (sigmas linspace(1, 1/steps, steps), exponential time shift, mu from the 
 Inputs:
   --model DIR             diffusers folder (DIR/transformer or DIR with config.json + safetensors) or a single
                           .safetensors file with original Krea names
+  --vae PATH              Qwen-Image / Wan 2.1 VAE (diffusers vae/ folder or a single file) for a .png --output
   --prompt-embeds FILE    prompt_embeds (B, L, num_text_layers, text_hidden_dim), optional prompt_embeds_mask (B, L)
                           (as `krea2 encode` writes them); or --prompt S with --text-encoder (below)
   --negative-embeds FILE  negative prompt for guidance: negative_prompt_embeds / negative_prompt_embeds_mask when the
@@ -52,7 +56,9 @@ Sampling:
   --shift KIND            time shift: exponential (Krea 2, default), linear, or none
   --batch-cfg on|off      run the cond and uncond passes of a step as one batch (default on) or as two
 
-Output (--output FILE, written to FILE.tmp then renamed):
+Output (--output FILE, written to FILE.tmp then renamed): FILE.png decodes with --vae (or the root's vae/) into
+  8-bit RGB PNGs (a batch: FILE-0.png, FILE-1.png, ...) with prompt, seed, steps, guidance and the model files in
+  text chunks; FILE.safetensors holds
   latents (B, N, in_channels) packed, latents_unpacked (B, in_channels/4, h, w), sigmas (steps + 1),
   timesteps (steps), position_ids (L + N, 3); with --save-steps also latents_step_i after each step.
 
@@ -206,6 +212,7 @@ int cmd_generate(int argc, char** argv) {
   switches.insert(kLoraSwitches.begin(), kLoraSwitches.end());
   known.insert(kTextValueFlags.begin(), kTextValueFlags.end());
   switches.insert(kTextSwitches.begin(), kTextSwitches.end());
+  known.insert("--vae");
   Args args(argc, argv, known, switches);
   if (args.has("--help")) {
     std::fputs(help().c_str(), stdout);
@@ -219,6 +226,23 @@ int cmd_generate(int argc, char** argv) {
   const std::string output_path = args.require("--output");
   const bool quiet = args.has("--quiet");
   const bool show_progress = !quiet && stderr_is_terminal();
+  // A diffusers pipeline root as --model also names the text encoder (and its tokenizer) and the VAE.
+  namespace fs = std::filesystem;
+  const fs::path root(model_path);
+  const bool is_root = fs::is_regular_file(root / "model_index.json");
+  const std::string default_encoder = is_root && fs::is_directory(root / "text_encoder") ? model_path : "";
+  const bool png_out = output_path.size() >= 4 && output_path.compare(output_path.size() - 4, 4, ".png") == 0;
+  const std::string vae_path =
+      args.get("--vae", is_root && fs::is_directory(root / "vae") ? (root / "vae").string() : "");
+  if (png_out) {
+    if (vae_path.empty())
+      throw Error("a .png output needs --vae PATH (or a pipeline root with vae/ as --model)");
+    check_image_output(output_path);
+  } else if (args.has("--vae")) {
+    throw Error(
+        "--vae needs a .png --output (a .safetensors output holds the latents; decode them with krea2 "
+        "decode)");
+  }
 
   // Everything cheap is validated before the model loads.
   GenerateOptions options;
@@ -236,6 +260,8 @@ int cmd_generate(int argc, char** argv) {
   if (!from_text && !args.has("--prompt-embeds"))
     throw Error("missing --prompt-embeds (or --prompt with --text-encoder)");
   if (!from_text && args.has("--text-encoder")) throw Error("--text-encoder needs --prompt");
+  if (from_text && !args.has("--text-encoder") && default_encoder.empty())
+    throw Error("--prompt needs --text-encoder PATH (or a pipeline root with text_encoder/ as --model)");
   if (from_text && args.has("--negative-embeds") && args.has("--negative-prompt"))
     throw Error("give --negative-prompt or --negative-embeds, not both");
   TextEmbeddings prompt;
@@ -244,7 +270,7 @@ int cmd_generate(int argc, char** argv) {
   if (from_text) {
     // Encoded first, and the encoder freed, so peak memory is the larger model's, not the sum.
     const bool need_negative = options.guidance > 0 && !args.has("--negative-embeds");
-    EncodedPrompts e = encode_prompts(args, need_negative, show_progress, quiet);
+    EncodedPrompts e = encode_prompts(args, need_negative, show_progress, quiet, default_encoder);
     prompt = std::move(e.prompt);
     negative = std::move(e.negative);
     taps = e.taps;
@@ -265,24 +291,26 @@ int cmd_generate(int argc, char** argv) {
     throw Error("prompt_embeds must be (B, L, layers, dim), got " + shape_str(prompt.embeds.shape));
   }
 
-  if (show_progress) std::fprintf(stderr, "loading %s\n", model_path.c_str());
-  std::vector<std::string> warnings;
-  LoadOptions load;
-  load.compute = compute_option(args);
-  load.warnings = &warnings;
-  const Model loaded = Model::load(model_path, load);
-  for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  const LoraSetup lora = apply_lora_options(args, loaded);
-  const Model& model = lora.model;
-  options.forward.lora_scale = lora.forward_scale;
-
-  const Tensor noise = initial_noise(args, model, prompt.embeds.dim(0));
   double step_total = 0;
-  options.on_step = [&](const StepInfo& s) {
-    step_total += s.seconds;
-    if (show_progress) print_progress(s, step_total);
-  };
-  const GenerateResult result = generate(model, prompt, negative ? &*negative : nullptr, noise, options);
+  // The transformer lives only in this scope: its weights are unmapped before the VAE loads.
+  const GenerateResult result = [&] {
+    if (show_progress) std::fprintf(stderr, "loading %s\n", model_path.c_str());
+    std::vector<std::string> warnings;
+    LoadOptions load;
+    load.compute = compute_option(args);
+    load.warnings = &warnings;
+    const Model loaded = Model::load(model_path, load);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    const LoraSetup lora = apply_lora_options(args, loaded);
+    const Model& model = lora.model;
+    options.forward.lora_scale = lora.forward_scale;
+    const Tensor noise = initial_noise(args, model, prompt.embeds.dim(0));
+    options.on_step = [&](const StepInfo& s) {
+      step_total += s.seconds;
+      if (show_progress) print_progress(s, step_total);
+    };
+    return generate(model, prompt, negative ? &*negative : nullptr, noise, options);
+  }();
 
   std::map<std::string, Tensor> out;
   out["latents"] = result.latents;
@@ -305,8 +333,33 @@ int cmd_generate(int argc, char** argv) {
     metadata["prompt"] = prompts[0];
     for (size_t i = 1; i < prompts.size(); ++i) metadata["prompt_" + std::to_string(i)] = prompts[i];
     if (negative) metadata["negative_prompt"] = args.get("--negative-prompt", "");
-    metadata["text_encoder"] = args.get("--text-encoder");
+    metadata["text_encoder"] = args.get("--text-encoder", default_encoder);
     metadata["taps"] = taps;
+  }
+  metadata["model"] = model_path;
+  for (const auto& l : args.all("--lora")) metadata["lora"] += (metadata["lora"].empty() ? "" : ", ") + l;
+  if (metadata["lora"].empty()) metadata.erase("lora");
+  if (png_out) {
+    Progress progress(show_progress);
+    progress.message("loading VAE " + vae_path);
+    const Vae vae = Vae::load(vae_path);
+    const double start = progress.seconds();
+    const Tensor image = decode_latents(vae, result.latents_unpacked, progress);
+    const double decode_s = progress.seconds() - start;
+    std::vector<std::pair<std::string, std::string>> text;
+    for (const auto& [k, v] : metadata)
+      if (k != "format") text.emplace_back(k, v);
+    text.emplace_back("vae", vae_path);
+    text.emplace_back("size", std::to_string(image.dim(3)) + "x" + std::to_string(image.dim(2)));
+    text.emplace_back("software", "krea2");
+    const std::vector<std::string> written = write_image_output(output_path, image, text);
+    if (!quiet)
+      std::fprintf(stderr, "wrote %s%s (%lld x %lld): %d steps, %.3f s/step, text %.3fs, decode %.3fs\n",
+                   written[0].c_str(),
+                   written.size() > 1 ? (" and " + std::to_string(written.size() - 1) + " more").c_str() : "",
+                   (long long)image.dim(3), (long long)image.dim(2), s.steps(),
+                   s.steps() ? step_total / s.steps() : 0.0, result.text_seconds, decode_s);
+    return 0;
   }
   write_safetensors(output_path, out, metadata);
   if (!quiet) {

@@ -10,6 +10,7 @@ int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_encode(int argc, char** argv);
+int cmd_decode(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 
 }  // namespace krea2::cli

@@ -19,6 +19,7 @@ Commands:
   generate   denoise latents from a prompt (with --text-encoder) or prompt embeddings (the main job):
              flow-matching Euler, CFG, turbo
   encode     prompt text -> prompt embeddings (Qwen3-VL text encoder, the Krea 2 template)
+  decode     latents -> PNG (Qwen-Image / Wan 2.1 VAE decoder)
   forward    run one transformer forward on an inputs.safetensors, write the velocity
   inspect    print a checkpoint's config, parameter count, bytes per dtype and tensor table; or an
              adapter's format, rank, alpha and targets (--lora FILE)
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "bench") return krea2::cli::cmd_bench(argc - 2, argv + 2);
     if (command == "quantize") return krea2::cli::cmd_quantize(argc - 2, argv + 2);
     if (command == "encode") return krea2::cli::cmd_encode(argc - 2, argv + 2);
+    if (command == "decode") return krea2::cli::cmd_decode(argc - 2, argv + 2);
     if (command == "tokenize") return krea2::cli::cmd_tokenize(argc - 2, argv + 2);
     std::fprintf(stderr, "krea2: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;

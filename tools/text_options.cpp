@@ -79,10 +79,12 @@ std::string find_tokenizer(const std::string& encoder_path) {
 
 }  // namespace
 
-EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progress, bool quiet) {
+EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progress, bool quiet,
+                              const std::string& default_encoder) {
   const std::vector<std::string> prompts = args.all("--prompt");
   if (prompts.empty()) throw Error("missing --prompt");
-  const std::string encoder_path = args.require("--text-encoder");
+  if (!args.has("--text-encoder") && default_encoder.empty()) args.require("--text-encoder");
+  const std::string encoder_path = args.get("--text-encoder", default_encoder);
   EncodeOptions options;
   options.max_sequence_length = args.get_int("--max-sequence-length", 512);
   if (options.max_sequence_length < 1 || options.max_sequence_length > 4096)

@@ -26,6 +26,8 @@ struct EncodedPrompts {
 // Loads the tokenizer and text encoder named by the options, encodes --prompt (and the negative prompt,
 // "" unless --negative-prompt, when with_negative or --negative-prompt is given), and frees the encoder
 // before returning. Progress on stderr when `progress`; warnings (truncation) unless quiet.
-EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progress, bool quiet);
+// `default_encoder`: used when --text-encoder is absent (a pipeline root given as --model).
+EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progress, bool quiet,
+                              const std::string& default_encoder = "");
 
 }  // namespace krea2::cli

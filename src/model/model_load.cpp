@@ -164,15 +164,9 @@ void bind_all(ModelImpl& m, const FormatGuess& guess, const LoadOptions& options
       problems.push_back(os.str());
     }
   }
-  if (!problems.empty()) {
-    std::ostringstream os;
-    os << ckpt.source() << " (" << format_name(guess.format) << " names): checkpoint does not match config";
-    if (problems.size() == 1) throw Error(os.str() + ": " + problems[0]);  // one line
-    os << " (" << problems.size() << " problems):";
-    for (size_t i = 0; i < problems.size() && i < 20; ++i) os << "\n  " << problems[i];
-    if (problems.size() > 20) os << "\n  ... and " << problems.size() - 20 << " more";
-    throw Error(os.str());
-  }
+  throw_binding_problems(
+      ckpt.source() + " (" + format_name(guess.format) + " names): checkpoint does not match config",
+      problems);
 }
 
 // What kind of quantization the bound weights use, for inspect.

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 
+#include "krea2/error.h"
 #include "model/comfy_quant.h"
 #include "model/names.h"
 #include "ops/weight_decode.h"
@@ -123,6 +125,16 @@ void WeightBinder::vector(const TensorView& t, const std::string& name, std::vec
     problems_.push_back("tensor '" + s->name + "': expected one scale or one per row, found shape " +
                         shape_str(s->shape));
   }
+}
+
+void throw_binding_problems(const std::string& headline, const std::vector<std::string>& problems) {
+  if (problems.empty()) return;
+  if (problems.size() == 1) throw Error(headline + ": " + problems[0]);  // one line
+  std::ostringstream os;
+  os << headline << " (" << problems.size() << " problems):";
+  for (size_t i = 0; i < problems.size() && i < 20; ++i) os << "\n  " << problems[i];
+  if (problems.size() > 20) os << "\n  ... and " << problems.size() - 20 << " more";
+  throw Error(os.str());
 }
 
 }  // namespace krea2

@@ -38,4 +38,8 @@ class WeightBinder {
   std::vector<std::string>& problems_;
 };
 
+// Throws one krea2::Error "<headline>: <problem>" (one problem) or "<headline> (N problems):" with the first
+// 20 listed a line each; nothing when `problems` is empty.
+void throw_binding_problems(const std::string& headline, const std::vector<std::string>& problems);
+
 }  // namespace krea2

@@ -158,15 +158,9 @@ void bind(TextEncoderImpl& m, TextEncoderNames names) {
     problems.push_back(std::to_string(unexpected.size()) +
                        " unexpected tensor(s) not used by this config: '" + list + "'");
   }
-  if (problems.empty()) return;
-  std::ostringstream os;
-  os << ckpt.source() << " (" << text_encoder_names_description(names)
-     << "): the text encoder's tensors do not match its config";
-  if (problems.size() == 1) throw Error(os.str() + ": " + problems[0]);
-  os << " (" << problems.size() << " problems):";
-  for (size_t i = 0; i < problems.size() && i < 20; ++i) os << "\n  " << problems[i];
-  if (problems.size() > 20) os << "\n  ... and " << problems.size() - 20 << " more";
-  throw Error(os.str());
+  throw_binding_problems(ckpt.source() + " (" + text_encoder_names_description(names) +
+                             "): the text encoder's tensors do not match its config",
+                         problems);
 }
 
 std::string describe_quantization(const TextEncoderImpl& m) {

@@ -1,0 +1,115 @@
+// conv2d (implicit im2col tiles through the packed GEMM) against its scalar double-accumulation reference:
+// 3x3 and 1x1, with and without the fused nearest x2 upsample, odd map sizes, channel counts that are not
+// multiples of the SIMD widths, accumulate, no bias, forced tile sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/conv2d.h"
+#include "support/test_util.h"
+
+namespace krea2 {
+namespace {
+
+constexpr double kUnitRoundoff = 0x1p-24;
+
+struct Case {
+  int64_t height, width, in, out, kernel;
+  bool upsample, accumulate, bias;
+};
+
+// Runs conv2d and the reference on random data; every output must lie within the float32 dot-product bound.
+// Error model: each output is a sum of n = kernel^2 * in products plus the bias (plus y itself when
+// accumulating), computed in float with any order of additions (the GEMM's blocking and FMAs). The classical
+// bound is |fl(s) - s| <= gamma_{n+1} * sum |terms|, gamma_m = m u / (1 - m u), u = 2^-24, with the sum of
+// absolute terms obtained exactly by running the reference on |x|, |w|, |b|. The one rounding of the
+// reference's double result to float adds u |s|. Real bugs (a wrong tap, a shifted tile, a missed pad) move
+// outputs by O(sum |terms|), thousands of times this bound.
+void check(const Case& c, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << c.height << "x" << c.width << " in " << c.in << " out " << c.out
+                                    << " k " << c.kernel << (c.upsample ? " up" : "")
+                                    << (c.accumulate ? " acc" : "") << (c.bias ? "" : " no-bias"));
+  const int64_t K = c.kernel * c.kernel * c.in;
+  const int64_t H = c.upsample ? 2 * c.height : c.height, W = c.upsample ? 2 * c.width : c.width;
+  const std::vector<float> x = test::random_floats(size_t(c.height * c.width * c.in), seed);
+  const std::vector<float> w = test::random_floats(size_t(c.out * K), seed + 1, 1.0f / std::sqrt(float(K)));
+  const std::vector<float> b = test::random_floats(size_t(c.out), seed + 2, 0.5f);
+  const std::vector<float> y0 = test::random_floats(size_t(H * W * c.out), seed + 3);
+  Conv2dWeights cw{c.in, c.out, c.kernel, w.data(), c.bias ? b.data() : nullptr};
+  std::vector<float> got = c.accumulate ? y0 : std::vector<float>(y0.size(), 1e30f);
+  std::vector<float> ref = c.accumulate ? y0 : std::vector<float>(y0.size(), 0.0f);
+  conv2d(x.data(), c.height, c.width, cw, got.data(), c.upsample, c.accumulate);
+  conv2d_reference(x.data(), c.height, c.width, cw, ref.data(), c.upsample, c.accumulate);
+  std::vector<float> ax(x.size()), aw(w.size()), ab(b.size()), abs_sum(y0.size());
+  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
+  for (size_t i = 0; i < b.size(); ++i) ab[i] = std::fabs(b[i]);
+  std::vector<float> ay0(y0.size());
+  for (size_t i = 0; i < y0.size(); ++i) ay0[i] = std::fabs(y0[i]);
+  if (c.accumulate) abs_sum = ay0;
+  Conv2dWeights aw_c{c.in, c.out, c.kernel, aw.data(), c.bias ? ab.data() : nullptr};
+  conv2d_reference(ax.data(), c.height, c.width, aw_c, abs_sum.data(), c.upsample, c.accumulate);
+  const double m = double(K + 2) * kUnitRoundoff, gamma = m / (1.0 - m);
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double(got[i]) - ref[i]);
+    const double bound = gamma * abs_sum[i] + kUnitRoundoff * std::fabs(ref[i]) + 1e-30;
+    ASSERT_LE(err, bound) << "output " << i << " (pixel " << i / size_t(c.out) << ", channel "
+                          << i % size_t(c.out) << "): got " << got[i] << ", reference " << ref[i];
+    worst = std::max(worst, err / bound);
+  }
+  ::testing::Test::RecordProperty("worst_error_over_bound", std::to_string(worst));
+}
+
+TEST(Conv2d, ThreeByThreeOddSizes) {
+  const Case cases[] = {
+      {7, 5, 13, 19, 3, false, false, true},   {1, 1, 3, 2, 3, false, false, true},
+      {3, 11, 5, 3, 3, false, false, true},    {1, 9, 17, 33, 3, false, false, false},
+      {10, 14, 16, 32, 3, false, false, true}, {33, 29, 37, 70, 3, false, false, true},
+      {21, 19, 8, 3, 3, false, true, true},
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) check(c, seed += 10);
+}
+
+TEST(Conv2d, FusedUpsample) {
+  const Case cases[] = {
+      {5, 7, 32, 16, 3, true, false, true}, {1, 1, 5, 7, 3, true, false, true},
+      {9, 4, 19, 10, 3, true, true, true},  {17, 13, 24, 12, 3, true, false, false},
+      {3, 5, 6, 9, 1, true, false, true},
+  };
+  uint64_t seed = 100;
+  for (const Case& c : cases) check(c, seed += 10);
+}
+
+TEST(Conv2d, OneByOne) {
+  const Case cases[] = {
+      {10, 14, 16, 16, 1, false, false, true},
+      {7, 3, 13, 39, 1, false, true, true},
+      {1, 1, 1, 1, 1, false, false, false},
+      {40, 37, 96, 192, 1, false, false, true},
+  };
+  uint64_t seed = 200;
+  for (const Case& c : cases) check(c, seed += 10);
+}
+
+// Many small tiles (and tile edges inside image rows) give the same products.
+TEST(Conv2d, ForcedTileSizes) {
+  for (int64_t rows : {1, 7, 48, 100}) {
+    SCOPED_TRACE(rows);
+    set_conv2d_tile_rows(rows);
+    check({23, 17, 11, 21, 3, false, false, true}, 300 + uint64_t(rows));
+    check({12, 9, 20, 10, 3, true, true, true}, 400 + uint64_t(rows));
+  }
+  set_conv2d_tile_rows(0);
+  EXPECT_EQ(conv2d_tile_rows(), 0);
+}
+
+TEST(Conv2d, BadArgumentsThrow) {
+  const float w[9] = {};
+  EXPECT_THROW(conv2d(w, 1, 1, Conv2dWeights{1, 1, 2, w, nullptr}, nullptr), std::invalid_argument);
+  EXPECT_THROW(conv2d(w, 0, 1, Conv2dWeights{1, 1, 3, w, nullptr}, nullptr), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace krea2
