@@ -209,4 +209,23 @@ std::map<std::string, double> median_stages(const std::vector<StageTimes>& reps)
   return m;
 }
 
+std::vector<double> run_timed_reps(int warmup, int reps, Progress& progress,
+                                   std::optional<KernelCeilingMeter>& ceiling, std::vector<StageTimes>& times,
+                                   const BenchRun& run) {
+  times.assign(size_t(reps), StageTimes{});
+  std::vector<double> seconds;
+  for (int i = 0; i < warmup + reps; ++i) {
+    const bool timed = i >= warmup;
+    const double a = omp_get_wtime();
+    run(timed ? &times[size_t(i - warmup)] : nullptr,
+        [&](int done, int total) { progress.update(timed ? "timed" : "warmup", done, total); });
+    const double e = omp_get_wtime();
+    if (!timed) continue;
+    seconds.push_back(e - a);
+    if (ceiling) ceiling->measure(kCeilingRoundsPerRep);
+  }
+  progress.finish();
+  return seconds;
+}
+
 }  // namespace krea2::cli

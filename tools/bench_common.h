@@ -3,6 +3,7 @@
 // the summary fields and lines every mode prints.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -44,6 +45,15 @@ inline constexpr int kCeilingRoundsPerRep = 5;
 std::optional<KernelCeilingMeter> ceiling_meter(const Args& args, Compute compute = Compute::kF32);
 void add_ceiling(nlohmann::json& j, const std::optional<KernelCeilingMeter>& meter);
 void print_summary(const nlohmann::json& j);
+
+// `warmup` untimed then `reps` timed calls of run(stage_times, step_progress): stage_times is that rep's
+// entry of `times` (sized to reps here; null while warming up), step_progress(done, total) updates the
+// progress line. Returns the timed calls' wall seconds; the ceiling (if any) is measured after each timed
+// call.
+using BenchRun = std::function<void(StageTimes* times, const std::function<void(int, int)>& step_progress)>;
+std::vector<double> run_timed_reps(int warmup, int reps, Progress& progress,
+                                   std::optional<KernelCeilingMeter>& ceiling, std::vector<StageTimes>& times,
+                                   const BenchRun& run);
 
 // Median over reps of every stage key; missing keys count as 0 for that rep.
 std::map<std::string, double> median_stages(const std::vector<StageTimes>& reps);

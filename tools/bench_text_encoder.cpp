@@ -71,24 +71,16 @@ int bench_text_encoder(const Args& args, Progress& progress, double load) {
     pos[size_t(i)] = int32_t(i % S);
   }
   const std::vector<int> taps = {int(layers)};  // the deepest tap: every layer runs
-  std::vector<StageTimes> times(static_cast<size_t>(reps));
-  std::vector<double> total_s;
+  std::vector<StageTimes> times;
   std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args, compute);
-  for (int i = 0; i < warmup + reps; ++i) {
-    const bool timed = i >= warmup;
-    EncodeOptions o;
-    if (timed) o.times = &times[size_t(i - warmup)];
-    o.progress = [&](int done, int total) { progress.update(timed ? "timed" : "warmup", done, total); };
-    const double a = omp_get_wtime();
-    const Tensor out = enc.hidden_states(ids, mask, pos, B, taps, true, o);
-    const double e = omp_get_wtime();
-    if (!std::isfinite(out.data[0])) throw Error("the text encoder produced a non-finite value");
-    if (timed) {
-      total_s.push_back(e - a);
-      if (ceiling) ceiling->measure(kCeilingRoundsPerRep);
-    }
-  }
-  progress.finish();
+  const std::vector<double> total_s =
+      run_timed_reps(warmup, reps, progress, ceiling, times, [&](StageTimes* t, const auto& step_progress) {
+        EncodeOptions o;
+        o.times = t;
+        o.progress = step_progress;
+        const Tensor out = enc.hidden_states(ids, mask, pos, B, taps, true, o);
+        if (!std::isfinite(out.data[0])) throw Error("the text encoder produced a non-finite value");
+      });
 
   const TextEncoderFlops f = text_encoder_flops(c, layers, S);
   const double flops = double(B) * f.total();

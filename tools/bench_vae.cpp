@@ -50,24 +50,16 @@ int bench_vae(const Args& args, Progress& progress, double load) {
   // Latents as the sampler gives them: roughly unit Gaussian; uniform [-1.7, 1.7] has the same variance.
   Tensor z = random_tensor({B, c.z_dim, h, w}, uint64_t(args.get_int("--seed", 0)) + 1);
   for (float& v : z.data) v *= 1.7320508f;
-  std::vector<StageTimes> times(static_cast<size_t>(reps));
-  std::vector<double> total_s;
+  std::vector<StageTimes> times;
   std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args);
-  for (int i = 0; i < warmup + reps; ++i) {
-    const bool timed = i >= warmup;
-    VaeDecodeOptions o;
-    if (timed) o.times = &times[size_t(i - warmup)];
-    o.progress = [&](int done, int total) { progress.update(timed ? "timed" : "warmup", done, total); };
-    const double a = omp_get_wtime();
-    const Tensor image = vae.decode(z, o);
-    const double e = omp_get_wtime();
-    if (!std::isfinite(image.data[0])) throw Error("the VAE produced a non-finite value");
-    if (timed) {
-      total_s.push_back(e - a);
-      if (ceiling) ceiling->measure(kCeilingRoundsPerRep);
-    }
-  }
-  progress.finish();
+  const std::vector<double> total_s =
+      run_timed_reps(warmup, reps, progress, ceiling, times, [&](StageTimes* t, const auto& step_progress) {
+        VaeDecodeOptions o;
+        o.times = t;
+        o.progress = step_progress;
+        const Tensor image = vae.decode(z, o);
+        if (!std::isfinite(image.data[0])) throw Error("the VAE produced a non-finite value");
+      });
 
   const VaeFlops fl = vae_decode_flops_parts(c, h, w);
   const double flops = double(B) * fl.total();

@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/text_file.h"
 #include "krea2/error.h"
 #include "krea2/image.h"
 
@@ -138,11 +137,7 @@ void write_png(const std::string& path, const Rgb8Image& image) {
 }
 
 Rgb8Image read_png(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string s = ss.str();
+  const std::string s = read_text_file(path, "the PNG file", uint64_t(1) << 30);
   const std::vector<unsigned char> bytes(s.begin(), s.end());
   if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) throw Error(path + ": not a PNG file");
   MemoryIn in{&bytes};

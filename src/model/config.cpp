@@ -1,10 +1,9 @@
 #include "krea2/config.h"
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "io/text_file.h"
 #include "krea2/error.h"
 
 namespace krea2 {
@@ -154,11 +153,7 @@ Config Config::from_json_text(const std::string& text, const std::string& source
 }
 
 Config Config::from_json_file(const std::string& path, std::vector<std::string>* warnings) {
-  std::ifstream f(path);
-  if (!f) throw Error(path + ": cannot open config file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_json_text(ss.str(), path, warnings);
+  return from_json_text(read_text_file(path, "config file"), path, warnings);
 }
 
 std::string Config::to_json_text() const {

@@ -1,10 +1,9 @@
 // TextEncoderConfig: validation and the transformers config.json layouts (Qwen3-VL with a nested
 // text_config, plain Qwen3; rope_theta beside rope_scaling, or inside transformers v5's rope_parameters).
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "io/text_file.h"
 #include "krea2/error.h"
 #include "krea2/text_encoder.h"
 
@@ -131,11 +130,7 @@ TextEncoderConfig TextEncoderConfig::from_json_text(const std::string& text, con
 }
 
 TextEncoderConfig TextEncoderConfig::from_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the text encoder config");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json_text(ss.str(), path);
+  return from_json_text(read_text_file(path, "the text encoder config"), path);
 }
 
 }  // namespace krea2

@@ -1,9 +1,8 @@
 // VaeConfig: validation and diffusers' config.json (AutoencoderKLQwenImage / AutoencoderKLWan).
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "io/text_file.h"
 #include "krea2/error.h"
 #include "krea2/vae.h"
 
@@ -125,11 +124,7 @@ VaeConfig VaeConfig::from_json_text(const std::string& text, const std::string& 
 }
 
 VaeConfig VaeConfig::from_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the VAE config");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json_text(ss.str(), path);
+  return from_json_text(read_text_file(path, "the VAE config"), path);
 }
 
 }  // namespace krea2
