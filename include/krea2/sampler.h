@@ -130,7 +130,7 @@ struct GenerateOptions {
   // result; kept to check and measure the cache.
   bool recompute_text = false;
   bool keep_step_latents = false;  // fill GenerateResult::step_latents
-  ForwardOptions forward;          // skip_padded_text, times (progress/trace are not used)
+  ForwardOptions forward;          // skip_padded_text, times, progress (blocks of each call); no trace
   std::function<void(const StepInfo&)> on_step;
 };
 

@@ -62,7 +62,6 @@ class VelocityFn {
       : model_(model), prompt_(prompt), negative_(negative), image_pos_(image_pos), options_(options) {
     fwd_ = options.forward;
     fwd_.trace = nullptr;  // one trace per step would only overwrite itself
-    fwd_.progress = nullptr;
     if (options.recompute_text) return;
     auto start = Clock::now();
     cond_ = model.encode_text(prompt.embeds, prompt.mask, text_positions(prompt), fwd_);
