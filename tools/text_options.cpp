@@ -6,6 +6,7 @@
 
 #include "cpu_info.h"
 #include "krea2/error.h"
+#include "krea2/pipeline.h"
 #include "krea2/text_encoder.h"
 #include "krea2/tokenizer.h"
 #include "progress.h"
@@ -61,22 +62,6 @@ std::vector<int> parse_taps(const std::string& text) {
   return taps;
 }
 
-// The tokenizer beside a text encoder: the pipeline root's tokenizer/, tokenizer files in the encoder's own
-// folder (the hub's Qwen3-VL repos ship them there), or the GGUF itself.
-std::string find_tokenizer(const std::string& encoder_path) {
-  const fs::path p(encoder_path);
-  const bool file = fs::is_regular_file(p);
-  const fs::path folder =
-      file ? p.parent_path() : (fs::is_directory(p / "text_encoder") ? p / "text_encoder" : p);
-  for (const fs::path& candidate : {folder.parent_path() / "tokenizer", folder / "tokenizer",
-                                    folder / "tokenizer.json", folder / "vocab.json"})
-    if (fs::exists(candidate)) return candidate.string();
-  if (file && p.extension() == ".gguf") return p.string();
-  throw Error(encoder_path +
-              ": no tokenizer found beside the text encoder (looked for ../tokenizer/, tokenizer.json, "
-              "vocab.json): give --tokenizer PATH");
-}
-
 }  // namespace
 
 EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progress, bool quiet,
@@ -98,8 +83,14 @@ EncodedPrompts encode_prompts(const Args& args, bool with_negative, bool progres
   options.warnings = &warnings;
 
   Progress bar(progress);
-  const std::string tokenizer_path =
-      args.has("--tokenizer") ? args.get("--tokenizer") : find_tokenizer(encoder_path);
+  std::string tokenizer_path = args.get("--tokenizer", "");
+  if (tokenizer_path.empty()) {
+    try {
+      tokenizer_path = find_tokenizer(encoder_path);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " with --tokenizer PATH");
+    }
+  }
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
   bar.message("loading text encoder " + encoder_path);
   TextEncoderLoadOptions load;

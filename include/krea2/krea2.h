@@ -234,7 +234,9 @@ typedef struct krea2_pipeline_paths {
   const char* vae;
 } krea2_pipeline_paths;
 
-/* Checks the paths; the components load on first use (options->keep_loaded keeps them). `options` may be NULL. */
+/* Checks the paths; the components load on first use (options->keep_loaded keeps them). Only the transformer is
+ * required: without a text encoder, generate takes prompt_embeds; without a VAE, it gives latents only.
+ * `options` may be NULL. */
 KREA2_API krea2_status krea2_pipeline_load(const krea2_pipeline_paths* paths, const krea2_options* options,
                                            krea2_pipeline** out);
 KREA2_API void krea2_pipeline_free(krea2_pipeline* pipeline);
@@ -260,13 +262,20 @@ typedef struct krea2_generate_params {
   const krea2_tensor* latents;   /* initial noise, F32 (B, in_channels / 4, h, w) instead of the seed; NULL */
   krea2_progress_fn progress;    /* may be NULL */
   void* user;
+  /* Instead of prompts (num_prompts 0): embeddings as the text encoder gives them, F32 (B, L, taps, dim), one
+   * image per row; masks (B, L) or NULL. Without negative_prompt_embeds a guided call encodes negative_prompt. */
+  const krea2_tensor* prompt_embeds;
+  const krea2_tensor* prompt_embeds_mask;
+  const krea2_tensor* negative_prompt_embeds;
+  const krea2_tensor* negative_prompt_embeds_mask;
 } krea2_generate_params;
 
 KREA2_API void krea2_generate_params_init(krea2_generate_params* params);
 
 /* Outputs of krea2_pipeline_generate; each may be NULL (without rgb and image the VAE is not run). */
 typedef struct krea2_generate_outputs {
-  uint8_t* rgb;            /* B * height * width * 3 bytes, B = num_prompts * num_images_per_prompt */
+  uint8_t* rgb;            /* B * height * width * 3 bytes, B = num_prompts * num_images_per_prompt (or the
+                              prompt_embeds rows) */
   size_t rgb_size;         /* bytes available at rgb */
   krea2_tensor* image;     /* F32 (B, 3, height, width) in [-1, 1] */
   krea2_tensor* latents;   /* F32 (B, in_channels / 4, height / 8, width / 8) after the last step */

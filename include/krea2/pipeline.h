@@ -62,6 +62,10 @@ using PipelineProgressFn = std::function<bool(const PipelineProgress&)>;
 // One call of the pipeline; defaults are diffusers' Krea2Pipeline.__call__ defaults.
 struct PipelineRequest {
   std::vector<std::string> prompts;  // a batch; each gives num_images_per_prompt images
+  // Instead of `prompts` (diffusers' prompt_embeds / prompt_embeds_mask): (B, L, taps, dim), each row one image.
+  std::optional<TextEmbeddings> prompt_embeds;
+  // With prompt_embeds and guidance: the negative's (B, L', taps, dim); absent = negative_prompt encoded.
+  std::optional<TextEmbeddings> negative_prompt_embeds;
   // Used when guidance > 0 ("" when absent, as the pipeline's default negative prompt).
   std::optional<std::string> negative_prompt;
   int64_t height = 1024, width = 1024;  // pixels, multiples of 16
@@ -92,7 +96,9 @@ struct PipelineImpl;
 
 class Pipeline {
  public:
-  // Checks the paths exist; components load on first use (all at once with keep_loaded when `preload`).
+  // Checks the paths given exist (the transformer's is required; a pipeline without a text encoder takes
+  // prompt_embeds, one without a VAE stops at latents); components load on first use (all at once with
+  // keep_loaded when `preload`).
   static Pipeline open(const PipelinePaths& paths, const PipelineOptions& options = {}, bool preload = false);
 
   const PipelinePaths& paths() const;

@@ -23,9 +23,22 @@ void copy_params(const krea2_generate_params* params, krea2_generate_params* o) 
 
 PipelineRequest request_of(const krea2_generate_params& p) {
   PipelineRequest r;
-  if (p.num_prompts == 0) throw InvalidArgument{"params.num_prompts is 0: give at least one prompt"};
-  require(p.prompts, "params.prompts");
+  if (p.num_prompts == 0 && !p.prompt_embeds)
+    throw InvalidArgument{"params.num_prompts is 0: give at least one prompt (or prompt_embeds)"};
+  if (p.num_prompts) require(p.prompts, "params.prompts");
   for (size_t i = 0; i < p.num_prompts; ++i) r.prompts.push_back(string_arg(p.prompts[i], "params.prompts[i]"));
+  auto embeddings = [](const krea2_tensor* embeds, const krea2_tensor* mask, const char* what,
+                       const char* mask_what) {
+    TextEmbeddings e{to_tensor(embeds, what), std::nullopt};
+    if (mask) e.mask = to_tensor(mask, mask_what);
+    return e;
+  };
+  if (p.prompt_embeds)
+    r.prompt_embeds = embeddings(p.prompt_embeds, p.prompt_embeds_mask, "params.prompt_embeds",
+                                 "params.prompt_embeds_mask");
+  if (p.negative_prompt_embeds)
+    r.negative_prompt_embeds = embeddings(p.negative_prompt_embeds, p.negative_prompt_embeds_mask,
+                                          "params.negative_prompt_embeds", "params.negative_prompt_embeds_mask");
   if (p.negative_prompt) r.negative_prompt = p.negative_prompt;
   r.height = p.height;
   r.width = p.width;
@@ -66,8 +79,7 @@ krea2_status krea2_pipeline_load(const krea2_pipeline_paths* paths, const krea2_
     }
     if (paths->tokenizer) p.tokenizer = paths->tokenizer;
     if (paths->vae) p.vae = paths->vae;
-    if (p.transformer.empty() || p.text_encoder.empty() || p.vae.empty())
-      throw InvalidArgument{"paths: give root, or transformer, text_encoder and vae"};
+    if (p.transformer.empty()) throw InvalidArgument{"paths: give root or transformer (at least)"};
     PipelineOptions po;
     po.compute = to_compute(o.compute, "options.compute");
     po.text_compute = to_compute(o.text_compute, "options.text_compute");
@@ -117,7 +129,9 @@ krea2_status krea2_pipeline_generate(krea2_pipeline* pipeline, const krea2_gener
     copy_params(params, &p);
     PipelineRequest r = request_of(p);
     // The output sizes are known before any work: check the buffers first.
-    const int64_t batch = int64_t(r.prompts.size()) * r.num_images_per_prompt;
+    const int64_t batch = r.prompt_embeds && !r.prompt_embeds->embeds.shape.empty()
+                              ? r.prompt_embeds->embeds.dim(0)
+                              : int64_t(r.prompts.size()) * r.num_images_per_prompt;
     int64_t h = 0, w = 0;  // latent size
     if (r.latents) {
       if (r.latents->shape.size() != 4)

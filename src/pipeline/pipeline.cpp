@@ -35,8 +35,24 @@ void report(const PipelineProgressFn& fn, const std::string& stage, const std::s
   if (fn && !fn({stage, detail, done, total})) throw Cancelled();
 }
 
+int64_t batch_of(const PipelineRequest& r) {
+  return r.prompt_embeds ? r.prompt_embeds->embeds.shape.at(0)
+                         : int64_t(r.prompts.size()) * r.num_images_per_prompt;
+}
+
 void check_request(const PipelineRequest& r) {
-  if (r.prompts.empty()) throw Error("generate: no prompt (give at least one)");
+  if (r.prompt_embeds) {
+    if (!r.prompts.empty()) throw Error("generate: give prompts or prompt_embeds, not both");
+    if (r.prompt_embeds->embeds.shape.size() != 4)
+      throw Error("generate: prompt_embeds must be (B, L, layers, dim), got " +
+                  shape_str(r.prompt_embeds->embeds.shape));
+    if (r.num_images_per_prompt != 1)
+      throw Error("generate: with prompt_embeds every row is one image: num_images_per_prompt must be 1");
+  } else if (r.prompts.empty()) {
+    throw Error("generate: no prompt (give at least one, or prompt_embeds)");
+  } else if (r.negative_prompt_embeds) {
+    throw Error("generate: negative_prompt_embeds needs prompt_embeds");
+  }
   if (r.steps < 1 || r.steps > 10000)
     throw Error("generate: steps must be in 1..10000, got " + std::to_string(r.steps));
   if (!std::isfinite(r.guidance) || r.guidance < 0)
@@ -48,7 +64,7 @@ void check_request(const PipelineRequest& r) {
     throw Error("generate: max_sequence_length must be in 1..4096, got " +
                 std::to_string(r.max_sequence_length));
   if (!std::isfinite(r.lora_scale)) throw Error("generate: lora_scale must be finite");
-  const int64_t batch = int64_t(r.prompts.size()) * r.num_images_per_prompt;
+  const int64_t batch = batch_of(r);
   if (r.latents) {
     const Shape& s = r.latents->shape;
     if (s.size() != 4 || s[0] != batch)
@@ -68,16 +84,21 @@ Pipeline Pipeline::open(const PipelinePaths& paths, const PipelineOptions& optio
   namespace fs = std::filesystem;
   const std::pair<const char*, const std::string*> parts[] = {
       {"transformer", &paths.transformer}, {"text encoder", &paths.text_encoder}, {"VAE", &paths.vae}};
-  for (const auto& [what, path] : parts) {
-    if (path->empty()) throw Error(std::string("pipeline: no ") + what + " path given");
-    if (!fs::exists(*path)) throw Error(*path + ": " + what + " not found (no such file or folder)");
-  }
+  if (paths.transformer.empty()) throw Error("pipeline: no transformer path given");
+  for (const auto& [what, path] : parts)
+    if (!path->empty() && !fs::exists(*path))
+      throw Error(*path + ": " + what + " not found (no such file or folder)");
+  if (!paths.tokenizer.empty() && !fs::exists(paths.tokenizer))
+    throw Error(paths.tokenizer + ": tokenizer not found (no such file or folder)");
   auto impl = std::make_shared<PipelineImpl>();
   impl->paths = paths;
-  if (impl->paths.tokenizer.empty()) impl->paths.tokenizer = find_tokenizer(paths.text_encoder);
+  if (impl->paths.tokenizer.empty() && !paths.text_encoder.empty())
+    impl->paths.tokenizer = find_tokenizer(paths.text_encoder);
   impl->options = options;
   Pipeline p(impl);
   if (preload && options.keep_loaded) {
+    if (paths.text_encoder.empty() || paths.vae.empty())
+      throw Error("pipeline: preload needs every component's path");
     impl->tokenizer = Tokenizer::load(impl->paths.tokenizer);
     TextEncoderLoadOptions te;
     te.compute = options.text_compute;
@@ -109,12 +130,20 @@ PipelineResult Pipeline::generate(const PipelineRequest& r) const {
   PipelineImpl& s = *impl_;
   const bool keep = s.options.keep_loaded;
   const bool guided = r.guidance > 0;
+  if (r.decode && s.paths.vae.empty()) throw Error("generate: this pipeline has no VAE: ask for latents only");
   PipelineResult result;
 
   // 1. The prompts (and the negative prompt when guided).
   TextEmbeddings prompt;
   std::optional<TextEmbeddings> negative;
-  {
+  if (r.prompt_embeds) {
+    prompt = *r.prompt_embeds;
+    if (guided && r.negative_prompt_embeds) negative = *r.negative_prompt_embeds;
+  }
+  const bool need_encoder = !r.prompt_embeds || (guided && !negative);
+  if (need_encoder) {
+    if (s.paths.text_encoder.empty())
+      throw Error("generate: this pipeline has no text encoder: give prompt_embeds (and negative_prompt_embeds)");
     auto start = Clock::now();
     if (!s.tokenizer) {
       report(r.progress, "load", "tokenizer", 0, 1);
@@ -137,9 +166,12 @@ PipelineResult Pipeline::generate(const PipelineRequest& r) const {
     e.warnings = s.options.warnings;
     e.progress = [&](int done, int total) { report(r.progress, "encode", "", done, total); };
     for (int t : r.taps.empty() ? encoder.default_taps() : r.taps) result.taps.push_back(std::to_string(t));
-    prompt = encoder.encode(*s.tokenizer, r.prompts, e);
-    if (guided) {
-      const std::vector<std::string> neg(r.prompts.size(), r.negative_prompt.value_or(""));
+    if (!r.prompt_embeds) prompt = encoder.encode(*s.tokenizer, r.prompts, e);
+    if (guided && !negative) {
+      // One negative row per prompt row (diffusers repeats the negative prompt to the batch).
+      const size_t rows = r.prompt_embeds ? size_t(prompt.embeds.dim(0)) : r.prompts.size();
+      if (r.prompt_embeds) e.num_images_per_prompt = 1;
+      const std::vector<std::string> neg(rows, r.negative_prompt.value_or(""));
       negative = encoder.encode(*s.tokenizer, neg, e);
     }
     result.encode_seconds = seconds_since(start);

@@ -19,4 +19,17 @@ cc -std=c11 -Wall -Wextra -o "$scratch/example_pc" "$src/examples/generate.c" $(
   -Wl,-rpath,"$libdir"
 "$scratch/example_pc" "$src/tests/fixtures/demo_pipeline" "a red fox" "$scratch/fox_pc.png" 64 64 2
 cmp "$scratch/fox.png" "$scratch/fox_pc.png"
-echo "install check passed: find_package and pkg-config builds ran and agree"
+echo "find_package and pkg-config builds ran and agree"
+
+# The README's C and Python snippets (section "Embedding"), as written, against the installed prefix.
+section=$(sed -n '/^## Embedding/,/^## Layout/p' "$src/README.md")
+awk '/^```c$/{on=1;next} /^```/{on=0} on' <<<"$section" >"$scratch/readme.c"
+awk '/^```python$/{on=1;next} /^```/{on=0} on' <<<"$section" >"$scratch/readme.py"
+test -s "$scratch/readme.c" && test -s "$scratch/readme.py"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -o "$scratch/readme_c" "$scratch/readme.c" $(pkg-config --cflags --libs krea2) \
+  -Wl,-rpath,"$libdir"
+pydir=$(find "$scratch/prefix" -type d -name dist-packages | head -1)
+(cd "$src" && "$scratch/readme_c" && test -s fox.png && rm fox.png)
+(cd "$src" && PYTHONPATH="$pydir" /usr/bin/python3 "$scratch/readme.py" && test -s fox.png && rm fox.png)
+echo "README snippets ran as written"

@@ -341,6 +341,64 @@ static void test_pipeline(void) {
   krea2_pipeline_free(p);
 }
 
+/* The sampler fixtures through the pipeline, from embeddings and noise (no text encoder, no VAE). */
+static void test_sampler(const char* fixture_case, int steps, double guidance, int turbo) {
+  char dir[1200], inputs_path[1200], expected_path[1200];
+  snprintf(dir, sizeof dir, "%s/%s/transformer", fixtures, fixture_case);
+  snprintf(inputs_path, sizeof inputs_path, "%s/%s/inputs.safetensors", fixtures, fixture_case);
+  snprintf(expected_path, sizeof expected_path, "%s/%s/expected.safetensors", fixtures, fixture_case);
+  krea2_pipeline_paths paths = {NULL, dir, NULL, NULL, NULL};
+  krea2_pipeline* p = NULL;
+  CHECK_OK(krea2_pipeline_load(&paths, NULL, &p));
+  test_tensor embeds, mask, noise, expected, neg = {0}, neg_mask = {0};
+  const int guided = guidance > 0;
+  if (!p || read_tensor(inputs_path, "prompt_embeds", &embeds) ||
+      read_tensor(inputs_path, "prompt_embeds_mask", &mask) || read_tensor(inputs_path, "noise", &noise) ||
+      read_tensor(expected_path, "latents_unpacked", &expected) ||
+      (guided && (read_tensor(inputs_path, "negative_prompt_embeds", &neg) ||
+                  read_tensor(inputs_path, "negative_prompt_embeds_mask", &neg_mask)))) {
+    ++failures;
+    krea2_pipeline_free(p);
+    return;
+  }
+  krea2_tensor ve = view(&embeds), vm = view(&mask), vn = view(&noise), vneg = view(&neg),
+               vneg_mask = view(&neg_mask);
+  krea2_generate_params params;
+  krea2_generate_params_init(&params);
+  params.prompt_embeds = &ve;
+  params.prompt_embeds_mask = &vm;
+  if (guided) {
+    params.negative_prompt_embeds = &vneg;
+    params.negative_prompt_embeds_mask = &vneg_mask;
+  }
+  params.latents = &vn;
+  params.steps = steps;
+  params.guidance = guidance;
+  params.turbo = turbo;
+  float* out = malloc(sizeof(float) * (size_t)expected.numel);
+  krea2_tensor vout = buffer(out, 4, expected.shape);
+  krea2_generate_outputs outputs = {NULL, 0, NULL, &vout};
+  CHECK_OK(krea2_pipeline_generate(p, &params, &outputs));
+  const double err = rel_l2(out, expected.data, expected.numel);
+  CHECK(err <= 1e-5, "%s: latents rel L2 %g > 1e-5", fixture_case, err);
+  printf("sample  %-20s latents rel L2 %.3g\n", fixture_case, err);
+  /* Asking for a picture from a pipeline without a VAE is an error naming it. */
+  const size_t rgb_size = (size_t)(expected.shape[0] * expected.shape[2] * 8 * expected.shape[3] * 8 * 3);
+  unsigned char* rgb = malloc(rgb_size);
+  krea2_generate_outputs picture = {rgb, rgb_size, NULL, NULL};
+  krea2_status s = krea2_pipeline_generate(p, &params, &picture);
+  CHECK(s == KREA2_ERROR_BAD_INPUT && strstr(krea2_last_error(), "no VAE"), "%s", krea2_last_error());
+  free(rgb);
+  free(out);
+  free_tensor(&embeds);
+  free_tensor(&mask);
+  free_tensor(&noise);
+  free_tensor(&expected);
+  free_tensor(&neg);
+  free_tensor(&neg_mask);
+  krea2_pipeline_free(p);
+}
+
 static void test_errors(void) {
   krea2_transformer* t = (krea2_transformer*)&failures; /* must be reset to NULL on failure */
   krea2_status s = krea2_transformer_load("/nonexistent/krea2.safetensors", NULL, &t);
@@ -391,6 +449,8 @@ int main(int argc, char** argv) {
   test_text_encoder();
   test_vae();
   test_pipeline();
+  test_sampler("sample_base_cfg", 6, 4.5, 0);
+  test_sampler("sample_turbo", 4, 0.0, 1);
   test_errors();
   (void)stages_seen;
   if (failures) {
