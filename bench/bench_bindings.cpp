@@ -87,9 +87,10 @@ int main(int argc, char** argv) {
     }
   }
   const double m_cpp = median(cpp), m_c = median(capi);
-  std::printf("{\"image_tokens\": %lld, \"text_tokens\": %lld, \"rounds\": %d, \"cpp_s\": %.9f, \"c_api_s\": %.9f, "
-              "\"c_api_overhead_pct\": %.3f}\n",
-              (long long)N, (long long)L, rounds, m_cpp, m_c, 100.0 * (m_c - m_cpp) / m_cpp);
+  std::printf(
+      "{\"image_tokens\": %lld, \"text_tokens\": %lld, \"rounds\": %d, \"cpp_s\": %.9f, \"c_api_s\": %.9f, "
+      "\"c_api_overhead_pct\": %.3f}\n",
+      (long long)N, (long long)L, rounds, m_cpp, m_c, 100.0 * (m_c - m_cpp) / m_cpp);
   krea2_transformer_free(handle);
   return 0;
 }

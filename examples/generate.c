@@ -4,11 +4,10 @@
  *
  * PIPELINE_ROOT is a diffusers Krea 2 pipeline folder (model_index.json, transformer/, text_encoder/,
  * tokenizer/, vae/); the repository's tests/fixtures/demo_pipeline is a tiny random one. */
+#include <krea2/krea2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <krea2/krea2.h>
 
 static int show_progress(void* user, const char* stage, int done, int total) {
   (void)user;

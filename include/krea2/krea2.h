@@ -79,9 +79,14 @@ typedef struct krea2_tensor {
   int64_t shape[KREA2_MAX_DIMS];
 } krea2_tensor;
 
-/* What the matrix products multiply in. f32 is exact against upstream; bf16: bf16 inputs, f32 sums; int8: per-row
- * int8 weights and activations, int32 sums. Norms, softmax, rope and residuals are float32 in every mode. */
-typedef enum krea2_compute { KREA2_COMPUTE_F32 = 0, KREA2_COMPUTE_BF16 = 1, KREA2_COMPUTE_INT8 = 2 } krea2_compute;
+/* What the matrix products multiply in. f32 is exact against upstream; bf16: bf16 inputs, f32 sums; int8:
+ * per-row int8 weights and activations, int32 sums. Norms, softmax, rope and residuals are float32 in every
+ * mode. */
+typedef enum krea2_compute {
+  KREA2_COMPUTE_F32 = 0,
+  KREA2_COMPUTE_BF16 = 1,
+  KREA2_COMPUTE_INT8 = 2
+} krea2_compute;
 
 /* The highest kernel level used (process-wide; DEFAULT keeps the current cap: the best the CPU has, or
  * KREA2_ISA from the environment). A level the CPU lacks is an error. */
@@ -100,8 +105,8 @@ typedef struct krea2_options {
 
 KREA2_API void krea2_options_init(krea2_options* options);
 
-/* Progress of long work: `stage` is "load", "encode", "denoise", "blocks" or "decode"; done of total. Return 0
- * to go on, anything else to cancel (the call then fails with KREA2_ERROR_CANCELLED). Called on the thread
+/* Progress of long work: `stage` is "load", "encode", "denoise", "blocks" or "decode"; done of total. Return
+ * 0 to go on, anything else to cancel (the call then fails with KREA2_ERROR_CANCELLED). Called on the thread
  * that made the call. */
 typedef int (*krea2_progress_fn)(void* user, const char* stage, int done, int total);
 
@@ -138,8 +143,9 @@ KREA2_API krea2_status krea2_transformer_get_info(const krea2_transformer* trans
 /* Replaces the attached adapters with these `count` (0 removes them all) at their strengths. merge != 0 folds
  * them into float32 copies of the matrices they change (fastest per call) instead of run-time products. The
  * adapters may be freed afterwards. */
-KREA2_API krea2_status krea2_transformer_set_loras(krea2_transformer* transformer, const krea2_lora* const* loras,
-                                                   const float* strengths, size_t count, int merge);
+KREA2_API krea2_status krea2_transformer_set_loras(krea2_transformer* transformer,
+                                                   const krea2_lora* const* loras, const float* strengths,
+                                                   size_t count, int merge);
 
 /* The transformer's inputs under diffusers' names; F32 (or F16 / BF16) tensors, position ids F32 / I64 / I32,
  * the mask BOOL / U8 / I64 / I32 / F32 (nonzero = valid) or NULL for all valid. */
@@ -153,8 +159,8 @@ typedef struct krea2_forward_inputs {
 
 typedef struct krea2_forward_options {
   uint32_t struct_size;
-  float lora_scale;      /* multiplies every adapter's strength (diffusers' attention_kwargs["scale"]), 1 */
-  int32_t keep_padding;  /* keep padded text tokens in the sequence, masked (same result); default 0 */
+  float lora_scale;     /* multiplies every adapter's strength (diffusers' attention_kwargs["scale"]), 1 */
+  int32_t keep_padding; /* keep padded text tokens in the sequence, masked (same result); default 0 */
   krea2_progress_fn progress; /* "blocks"; may be NULL */
   void* user;
 } krea2_forward_options;
@@ -198,11 +204,12 @@ typedef struct krea2_encode_options {
 KREA2_API void krea2_encode_options_init(krea2_encode_options* options);
 
 /* Krea2Pipeline.encode_prompt for `count` prompts (UTF-8): embeds F32 (count * num_images_per_prompt,
- * max_sequence_length, taps, hidden_size); mask (same batch, max_sequence_length) F32 / U8 / BOOL / I64 with 1 for
- * the valid tokens, or NULL. `options` may be NULL. */
-KREA2_API krea2_status krea2_text_encoder_encode(const krea2_text_encoder* encoder, const char* const* prompts,
-                                                 size_t count, const krea2_encode_options* options,
-                                                 krea2_tensor* embeds, krea2_tensor* mask);
+ * max_sequence_length, taps, hidden_size); mask (same batch, max_sequence_length) F32 / U8 / BOOL / I64 with
+ * 1 for the valid tokens, or NULL. `options` may be NULL. */
+KREA2_API krea2_status krea2_text_encoder_encode(const krea2_text_encoder* encoder,
+                                                 const char* const* prompts, size_t count,
+                                                 const krea2_encode_options* options, krea2_tensor* embeds,
+                                                 krea2_tensor* mask);
 
 /* ---- VAE ---------------------------------------------------------------------------------------------- */
 
@@ -217,8 +224,8 @@ KREA2_API int64_t krea2_vae_scale_factor(const krea2_vae* vae);
 
 /* latents (B, 16, h, w) or (B, 16, 1, h, w), F32, normalised as the sampler gives them -> image: F32
  * (B, 3, 8h, 8w) in [-1, 1], or U8 (B, 8h, 8w, 3) RGB bytes as the pipeline's image processor makes them. */
-KREA2_API krea2_status krea2_vae_decode(const krea2_vae* vae, const krea2_tensor* latents, krea2_tensor* image,
-                                        krea2_progress_fn progress, void* user);
+KREA2_API krea2_status krea2_vae_decode(const krea2_vae* vae, const krea2_tensor* latents,
+                                        krea2_tensor* image, krea2_progress_fn progress, void* user);
 
 /* ---- Pipeline: prompt to picture ---------------------------------------------------------------------- */
 
@@ -234,8 +241,8 @@ typedef struct krea2_pipeline_paths {
   const char* vae;
 } krea2_pipeline_paths;
 
-/* Checks the paths; the components load on first use (options->keep_loaded keeps them). Only the transformer is
- * required: without a text encoder, generate takes prompt_embeds; without a VAE, it gives latents only.
+/* Checks the paths; the components load on first use (options->keep_loaded keeps them). Only the transformer
+ * is required: without a text encoder, generate takes prompt_embeds; without a VAE, it gives latents only.
  * `options` may be NULL. */
 KREA2_API krea2_status krea2_pipeline_load(const krea2_pipeline_paths* paths, const krea2_options* options,
                                            krea2_pipeline** out);
@@ -247,23 +254,24 @@ typedef struct krea2_generate_params {
   uint32_t struct_size;
   const char* const* prompts; /* UTF-8, a batch of num_prompts */
   size_t num_prompts;
-  const char* negative_prompt; /* used when guidance > 0; NULL = "" */
-  int64_t height, width;       /* pixels, multiples of 16; 1024 x 1024 */
-  int32_t steps;               /* 28 */
-  double guidance;             /* Krea's convention, 0 = off; 4.5 */
-  uint64_t seed;               /* our Gaussian generator's seed (not torch's); 0 */
-  int32_t turbo;               /* the distilled model's schedule (mu = 1.15); 0 */
-  int64_t num_images_per_prompt; /* 1 */
-  int64_t max_sequence_length;   /* 512 */
+  const char* negative_prompt;    /* used when guidance > 0; NULL = "" */
+  int64_t height, width;          /* pixels, multiples of 16; 1024 x 1024 */
+  int32_t steps;                  /* 28 */
+  double guidance;                /* Krea's convention, 0 = off; 4.5 */
+  uint64_t seed;                  /* our Gaussian generator's seed (not torch's); 0 */
+  int32_t turbo;                  /* the distilled model's schedule (mu = 1.15); 0 */
+  int64_t num_images_per_prompt;  /* 1 */
+  int64_t max_sequence_length;    /* 512 */
   const krea2_lora* const* loras; /* attached for this call, at lora_strengths (NULL: 1 each) */
   const float* lora_strengths;
   size_t num_loras;
-  float lora_scale;              /* 1 */
-  const krea2_tensor* latents;   /* initial noise, F32 (B, in_channels / 4, h, w) instead of the seed; NULL */
-  krea2_progress_fn progress;    /* may be NULL */
+  float lora_scale;            /* 1 */
+  const krea2_tensor* latents; /* initial noise, F32 (B, in_channels / 4, h, w) instead of the seed; NULL */
+  krea2_progress_fn progress;  /* may be NULL */
   void* user;
   /* Instead of prompts (num_prompts 0): embeddings as the text encoder gives them, F32 (B, L, taps, dim), one
-   * image per row; masks (B, L) or NULL. Without negative_prompt_embeds a guided call encodes negative_prompt. */
+   * image per row; masks (B, L) or NULL. Without negative_prompt_embeds a guided call encodes
+   * negative_prompt. */
   const krea2_tensor* prompt_embeds;
   const krea2_tensor* prompt_embeds_mask;
   const krea2_tensor* negative_prompt_embeds;
@@ -274,11 +282,11 @@ KREA2_API void krea2_generate_params_init(krea2_generate_params* params);
 
 /* Outputs of krea2_pipeline_generate; each may be NULL (without rgb and image the VAE is not run). */
 typedef struct krea2_generate_outputs {
-  uint8_t* rgb;            /* B * height * width * 3 bytes, B = num_prompts * num_images_per_prompt (or the
-                              prompt_embeds rows) */
-  size_t rgb_size;         /* bytes available at rgb */
-  krea2_tensor* image;     /* F32 (B, 3, height, width) in [-1, 1] */
-  krea2_tensor* latents;   /* F32 (B, in_channels / 4, height / 8, width / 8) after the last step */
+  uint8_t* rgb;          /* B * height * width * 3 bytes, B = num_prompts * num_images_per_prompt (or the
+                            prompt_embeds rows) */
+  size_t rgb_size;       /* bytes available at rgb */
+  krea2_tensor* image;   /* F32 (B, 3, height, width) in [-1, 1] */
+  krea2_tensor* latents; /* F32 (B, in_channels / 4, height / 8, width / 8) after the last step */
 } krea2_generate_outputs;
 
 KREA2_API krea2_status krea2_pipeline_generate(krea2_pipeline* pipeline, const krea2_generate_params* params,
@@ -286,8 +294,8 @@ KREA2_API krea2_status krea2_pipeline_generate(krea2_pipeline* pipeline, const k
 
 /* ---- Images ------------------------------------------------------------------------------------------- */
 
-/* Writes an 8-bit RGB PNG (height * width * 3 bytes) with `count` text chunks (keys[i], values[i], UTF-8), to a
- * temporary file renamed to `path` (no partial file on failure). */
+/* Writes an 8-bit RGB PNG (height * width * 3 bytes) with `count` text chunks (keys[i], values[i], UTF-8), to
+ * a temporary file renamed to `path` (no partial file on failure). */
 KREA2_API krea2_status krea2_write_png(const char* path, const uint8_t* rgb, int64_t height, int64_t width,
                                        const char* const* keys, const char* const* values, size_t count);
 

@@ -26,16 +26,17 @@ class Cancelled : public Error {
 };
 
 // Where the components are. from_root fills every path from a diffusers pipeline root (model_index.json with
-// transformer/, text_encoder/, tokenizer/, vae/); any path may then be replaced. An empty tokenizer path means
-// "beside the text encoder" (find_tokenizer).
+// transformer/, text_encoder/, tokenizer/, vae/); any path may then be replaced. An empty tokenizer path
+// means "beside the text encoder" (find_tokenizer).
 struct PipelinePaths {
   std::string transformer, text_encoder, tokenizer, vae;
   // Throws krea2::Error when `root` has no model_index.json or lacks one of the four folders.
   static PipelinePaths from_root(const std::string& root);
 };
 
-// The tokenizer beside a text encoder: the pipeline root's tokenizer/, tokenizer files in the encoder's folder
-// (the hub's Qwen3-VL repos ship them there), or the encoder GGUF itself. krea2::Error when there is none.
+// The tokenizer beside a text encoder: the pipeline root's tokenizer/, tokenizer files in the encoder's
+// folder (the hub's Qwen3-VL repos ship them there), or the encoder GGUF itself. krea2::Error when there is
+// none.
 std::string find_tokenizer(const std::string& text_encoder_path);
 
 struct PipelineOptions {
@@ -62,7 +63,8 @@ using PipelineProgressFn = std::function<bool(const PipelineProgress&)>;
 // One call of the pipeline; defaults are diffusers' Krea2Pipeline.__call__ defaults.
 struct PipelineRequest {
   std::vector<std::string> prompts;  // a batch; each gives num_images_per_prompt images
-  // Instead of `prompts` (diffusers' prompt_embeds / prompt_embeds_mask): (B, L, taps, dim), each row one image.
+  // Instead of `prompts` (diffusers' prompt_embeds / prompt_embeds_mask): (B, L, taps, dim), each row one
+  // image.
   std::optional<TextEmbeddings> prompt_embeds;
   // With prompt_embeds and guidance: the negative's (B, L', taps, dim); absent = negative_prompt encoded.
   std::optional<TextEmbeddings> negative_prompt_embeds;
@@ -75,11 +77,12 @@ struct PipelineRequest {
   uint64_t seed = 0;      // of our Gaussian generator (it does not reproduce torch.randn)
   int64_t num_images_per_prompt = 1;
   int64_t max_sequence_length = 512;
-  std::vector<int> taps;         // empty: the pipeline's (model_index.json) or the built-in default
-  std::optional<Tensor> latents;  // initial noise (B, in_channels / 4, h, w) instead of the seed (sets the size)
-  std::vector<LoraSpec> loras;    // attached for this call only (run-time terms)
-  float lora_scale = 1.0f;        // multiplies every adapter's strength
-  bool decode = true;             // false: stop at the latents (output_type="latent")
+  std::vector<int> taps;  // empty: the pipeline's (model_index.json) or the built-in default
+  std::optional<Tensor>
+      latents;  // initial noise (B, in_channels / 4, h, w) instead of the seed (sets the size)
+  std::vector<LoraSpec> loras;  // attached for this call only (run-time terms)
+  float lora_scale = 1.0f;      // multiplies every adapter's strength
+  bool decode = true;           // false: stop at the latents (output_type="latent")
   PipelineProgressFn progress;
 };
 

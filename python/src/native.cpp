@@ -57,10 +57,18 @@ void check(krea2_status status, CallState* state = nullptr) {
     throw py::error_already_set();
   }
   switch (status) {
-    case KREA2_ERROR_INVALID_ARGUMENT: PyErr_SetString(g_invalid, message.c_str()); break;
-    case KREA2_ERROR_CANCELLED: PyErr_SetString(g_cancelled, message.c_str()); break;
-    case KREA2_ERROR_OUT_OF_MEMORY: PyErr_SetString(PyExc_MemoryError, message.c_str()); break;
-    default: PyErr_SetString(g_error, message.c_str()); break;
+    case KREA2_ERROR_INVALID_ARGUMENT:
+      PyErr_SetString(g_invalid, message.c_str());
+      break;
+    case KREA2_ERROR_CANCELLED:
+      PyErr_SetString(g_cancelled, message.c_str());
+      break;
+    case KREA2_ERROR_OUT_OF_MEMORY:
+      PyErr_SetString(PyExc_MemoryError, message.c_str());
+      break;
+    default:
+      PyErr_SetString(g_error, message.c_str());
+      break;
   }
   throw py::error_already_set();
 }
@@ -128,6 +136,17 @@ const char* c_str_or_null(const std::optional<std::string>& s) {
   return s ? s->c_str() : nullptr;
 }
 
+py::dict dict_of(const krea2_transformer_info& i) {
+  py::dict d;
+  d["in_channels"] = i.in_channels;
+  d["num_text_layers"] = i.num_text_layers;
+  d["text_hidden_dim"] = i.text_hidden_dim;
+  d["hidden_size"] = i.hidden_size;
+  d["num_layers"] = i.num_layers;
+  d["parameter_count"] = i.parameter_count;
+  return d;
+}
+
 struct Lora {
   krea2_lora* handle = nullptr;
   explicit Lora(const std::string& path) { check(krea2_lora_load(path.c_str(), &handle)); }
@@ -150,14 +169,7 @@ struct Transformer {
   py::dict info() const {
     krea2_transformer_info i;
     check(krea2_transformer_get_info(handle, &i));
-    py::dict d;
-    d["in_channels"] = i.in_channels;
-    d["num_text_layers"] = i.num_text_layers;
-    d["text_hidden_dim"] = i.text_hidden_dim;
-    d["hidden_size"] = i.hidden_size;
-    d["num_layers"] = i.num_layers;
-    d["parameter_count"] = i.parameter_count;
-    return d;
+    return dict_of(i);
   }
 
   void set_loras(const std::vector<std::shared_ptr<Lora>>& loras, const std::vector<float>& strengths,
@@ -167,7 +179,8 @@ struct Transformer {
       throw py::error_already_set();
     }
     const std::vector<const krea2_lora*> h = lora_handles(loras);
-    check(without_gil([&] { return krea2_transformer_set_loras(handle, h.data(), strengths.data(), h.size(), merge); }));
+    check(without_gil(
+        [&] { return krea2_transformer_set_loras(handle, h.data(), strengths.data(), h.size(), merge); }));
   }
 
   py::array forward(const FloatArray& hidden_states, const FloatArray& encoder_hidden_states,
@@ -178,7 +191,8 @@ struct Transformer {
                  pos = view(position_ids), m{};
     if (mask) m = view(*mask);
     const krea2_forward_inputs in{&hs, &ehs, &ts, &pos, mask ? &m : nullptr};
-    py::array_t<float> out(std::vector<py::ssize_t>(hidden_states.shape(), hidden_states.shape() + hidden_states.ndim()));
+    py::array_t<float> out(
+        std::vector<py::ssize_t>(hidden_states.shape(), hidden_states.shape() + hidden_states.ndim()));
     krea2_tensor o = view_mut(out, KREA2_F32);
     CallState state(std::move(callback));
     krea2_forward_options f;
@@ -195,7 +209,8 @@ struct Transformer {
 struct TextEncoder {
   krea2_text_encoder* handle = nullptr;
   TextEncoder(const std::string& path, const std::optional<std::string>& tokenizer, const krea2_options& o) {
-    check(without_gil([&] { return krea2_text_encoder_load(path.c_str(), c_str_or_null(tokenizer), &o, &handle); }));
+    check(without_gil(
+        [&] { return krea2_text_encoder_load(path.c_str(), c_str_or_null(tokenizer), &o, &handle); }));
   }
   ~TextEncoder() { krea2_text_encoder_free(handle); }
 
@@ -231,7 +246,9 @@ struct TextEncoder {
     }
     o.progress = progress_trampoline;
     o.user = &state;
-    check(without_gil([&] { return krea2_text_encoder_encode(handle, texts.data(), texts.size(), &o, &e, &m); }), &state);
+    check(without_gil(
+              [&] { return krea2_text_encoder_encode(handle, texts.data(), texts.size(), &o, &e, &m); }),
+          &state);
     return py::make_tuple(embeds, mask);
   }
 };
@@ -275,19 +292,16 @@ struct Pipeline {
   py::dict info() const {
     krea2_transformer_info i;
     check(krea2_pipeline_get_info(handle, &i));
-    py::dict d;
-    d["in_channels"] = i.in_channels;
-    d["num_text_layers"] = i.num_text_layers;
-    d["text_hidden_dim"] = i.text_hidden_dim;
-    return d;
+    return dict_of(i);
   }
 
   // Returns (latents (B, C, h, w) float32, image (B, 3, H, W) float32 or None).
-  py::tuple generate(const std::vector<std::string>& prompts, const std::optional<std::string>& negative_prompt,
-                     int64_t height, int64_t width, int32_t steps, double guidance, uint64_t seed, bool turbo,
-                     int64_t num_images_per_prompt, int64_t max_sequence_length,
-                     const std::vector<std::shared_ptr<Lora>>& loras, const std::vector<float>& strengths,
-                     float lora_scale, const std::optional<FloatArray>& latents, bool decode,
+  py::tuple generate(const std::vector<std::string>& prompts,
+                     const std::optional<std::string>& negative_prompt, int64_t height, int64_t width,
+                     int32_t steps, double guidance, uint64_t seed, bool turbo, int64_t num_images_per_prompt,
+                     int64_t max_sequence_length, const std::vector<std::shared_ptr<Lora>>& loras,
+                     const std::vector<float>& strengths, float lora_scale,
+                     const std::optional<FloatArray>& latents, bool decode,
                      const std::optional<FloatArray>& prompt_embeds,
                      const std::optional<FloatArray>& prompt_embeds_mask,
                      const std::optional<FloatArray>& negative_prompt_embeds,
@@ -336,7 +350,8 @@ struct Pipeline {
     set(negative_prompt_embeds_mask, nm, g.negative_prompt_embeds_mask);
     g.progress = progress_trampoline;
     g.user = &state;
-    const int64_t B = prompt_embeds && pe.ndim > 0 ? pe.shape[0] : int64_t(prompts.size()) * num_images_per_prompt;
+    const int64_t B =
+        prompt_embeds && pe.ndim > 0 ? pe.shape[0] : int64_t(prompts.size()) * num_images_per_prompt;
     const int64_t C = info()["in_channels"].cast<int64_t>() / 4;
     py::array_t<float> latents_out({B, C, std::max<int64_t>(lh, 0), std::max<int64_t>(lw, 0)});
     py::object image = py::none();

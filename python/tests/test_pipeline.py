@@ -97,7 +97,7 @@ def test_gil_is_released_during_compute():
     done = threading.Event()
 
     def work():
-        pipe("a fox", height=64, width=64, num_inference_steps=40, output_type="latent")
+        pipe("a fox", height=64, width=64, num_inference_steps=300, output_type="latent")
         done.set()
     t = threading.Thread(target=work)
     t.start()
@@ -106,7 +106,10 @@ def test_gil_is_released_during_compute():
         ticks += 1
         time.sleep(0.001)
     t.join()
-    assert ticks > 10  # the main thread ran Python code while the pipeline computed
+    # The main thread ran Python code while the pipeline computed (holding the GIL would leave it at 0 or 1;
+    # a busy host stretches each sleep, hence the low bar).
+    print(f"{ticks} ticks of the main thread during the call")
+    assert ticks >= 5
 
 
 def test_pipeline_errors():

@@ -37,9 +37,12 @@ std::string string_arg(const char* s, const char* what) {
 
 Compute to_compute(krea2_compute c, const char* what) {
   switch (c) {
-    case KREA2_COMPUTE_F32: return Compute::kF32;
-    case KREA2_COMPUTE_BF16: return Compute::kBf16;
-    case KREA2_COMPUTE_INT8: return Compute::kInt8;
+    case KREA2_COMPUTE_F32:
+      return Compute::kF32;
+    case KREA2_COMPUTE_BF16:
+      return Compute::kBf16;
+    case KREA2_COMPUTE_INT8:
+      return Compute::kInt8;
   }
   throw InvalidArgument{std::string(what) + " must be KREA2_COMPUTE_F32, _BF16 or _INT8, got " +
                         std::to_string(int(c))};
@@ -66,8 +69,8 @@ krea2_options read_options(const krea2_options* options, const char* function) {
   if (o.isa != KREA2_ISA_DEFAULT) {
     const Isa isa = o.isa == KREA2_ISA_AVX2 ? Isa::kAvx2 : Isa::kAvx512;
     if (!isa_supported(isa))
-      throw Error(std::string(function) + ": options.isa " + isa_name(isa) + " is not available: " +
-                  isa_missing(isa));
+      throw Error(std::string(function) + ": options.isa " + isa_name(isa) +
+                  " is not available: " + isa_missing(isa));
     set_isa_cap(isa);
   }
   if (o.threads > 0) omp_set_num_threads(o.threads);
@@ -82,10 +85,17 @@ namespace {
 
 size_t element_size(krea2_dtype d) {
   switch (d) {
-    case KREA2_F32: case KREA2_I32: return 4;
-    case KREA2_F16: case KREA2_BF16: return 2;
-    case KREA2_I64: return 8;
-    case KREA2_U8: case KREA2_BOOL: return 1;
+    case KREA2_F32:
+    case KREA2_I32:
+      return 4;
+    case KREA2_F16:
+    case KREA2_BF16:
+      return 2;
+    case KREA2_I64:
+      return 8;
+    case KREA2_U8:
+    case KREA2_BOOL:
+      return 1;
   }
   return 0;
 }
@@ -102,7 +112,8 @@ int64_t checked_numel(const krea2_tensor* t, const char* what) {
   int64_t n = 1;
   for (int32_t i = 0; i < t->ndim; ++i) {
     const int64_t d = t->shape[i];
-    if (d < 0) throw InvalidArgument{std::string(what) + " has a negative dimension: " + shape_str(shape_of(t))};
+    if (d < 0)
+      throw InvalidArgument{std::string(what) + " has a negative dimension: " + shape_str(shape_of(t))};
     if (d > 0 && n > std::numeric_limits<int64_t>::max() / 16 / d)
       throw InvalidArgument{std::string(what) + " is too large: " + shape_str(shape_of(t))};
     n *= d;
@@ -119,9 +130,15 @@ Tensor to_tensor(const krea2_tensor* t, const char* what) {
   float* dst = out.ptr();
   const void* src = t->data;
   switch (t->dtype) {
-    case KREA2_F32: if (n) std::memcpy(dst, src, size_t(n) * 4); break;
-    case KREA2_F16: widen_to_f32(DType::F16, src, dst, size_t(n)); break;
-    case KREA2_BF16: widen_to_f32(DType::BF16, src, dst, size_t(n)); break;
+    case KREA2_F32:
+      if (n) std::memcpy(dst, src, size_t(n) * 4);
+      break;
+    case KREA2_F16:
+      widen_to_f32(DType::F16, src, dst, size_t(n));
+      break;
+    case KREA2_BF16:
+      widen_to_f32(DType::BF16, src, dst, size_t(n));
+      break;
     case KREA2_I64:
       for (int64_t i = 0; i < n; ++i) dst[i] = float(static_cast<const int64_t*>(src)[i]);
       break;
@@ -184,12 +201,18 @@ const char* krea2_last_error(void) {
 
 const char* krea2_status_name(krea2_status status) {
   switch (status) {
-    case KREA2_OK: return "ok";
-    case KREA2_ERROR_INVALID_ARGUMENT: return "invalid argument";
-    case KREA2_ERROR_BAD_INPUT: return "bad input";
-    case KREA2_ERROR_CANCELLED: return "cancelled";
-    case KREA2_ERROR_OUT_OF_MEMORY: return "out of memory";
-    case KREA2_ERROR_INTERNAL: return "internal error";
+    case KREA2_OK:
+      return "ok";
+    case KREA2_ERROR_INVALID_ARGUMENT:
+      return "invalid argument";
+    case KREA2_ERROR_BAD_INPUT:
+      return "bad input";
+    case KREA2_ERROR_CANCELLED:
+      return "cancelled";
+    case KREA2_ERROR_OUT_OF_MEMORY:
+      return "out of memory";
+    case KREA2_ERROR_INTERNAL:
+      return "internal error";
   }
   return "unknown status";
 }

@@ -20,7 +20,7 @@ struct krea2_lora {
 };
 
 struct krea2_transformer {
-  krea2::Model base;  // as loaded
+  krea2::Model base;   // as loaded
   krea2::Model model;  // with the adapters of krea2_transformer_set_loras
 };
 
@@ -48,7 +48,6 @@ struct InvalidArgument {
 krea2_status fail(krea2_status status, const std::string& message);
 void clear_error();
 
-
 // The options (defaults when null), checked; applies the process-wide ones (threads, ISA cap).
 krea2_options read_options(const krea2_options* options, const char* function);
 Compute to_compute(krea2_compute c, const char* what);
@@ -62,6 +61,10 @@ void check_shape(const krea2_tensor* t, const Shape& shape, const char* what);
 Shape shape_of(const krea2_tensor* t);
 
 void require(const void* pointer, const char* what);
+// The C struct of a model's numbers.
+void fill_info(const Model& model, krea2_transformer_info* info);
+// The (adapter, strength) list of a C call; strengths NULL = 1 each.
+std::vector<LoraSpec> lora_specs(const krea2_lora* const* loras, const float* strengths, size_t count);
 // A C string argument; null is an invalid argument.
 std::string string_arg(const char* s, const char* what);
 

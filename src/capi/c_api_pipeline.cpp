@@ -6,10 +6,6 @@
 using namespace krea2;
 using namespace krea2::capi;
 
-namespace krea2::capi {
-std::vector<LoraSpec> c_lora_specs(const krea2_lora* const* loras, const float* strengths, size_t count);
-}  // namespace krea2::capi
-
 namespace {
 
 void copy_params(const krea2_generate_params* params, krea2_generate_params* o) {
@@ -26,7 +22,8 @@ PipelineRequest request_of(const krea2_generate_params& p) {
   if (p.num_prompts == 0 && !p.prompt_embeds)
     throw InvalidArgument{"params.num_prompts is 0: give at least one prompt (or prompt_embeds)"};
   if (p.num_prompts) require(p.prompts, "params.prompts");
-  for (size_t i = 0; i < p.num_prompts; ++i) r.prompts.push_back(string_arg(p.prompts[i], "params.prompts[i]"));
+  for (size_t i = 0; i < p.num_prompts; ++i)
+    r.prompts.push_back(string_arg(p.prompts[i], "params.prompts[i]"));
   auto embeddings = [](const krea2_tensor* embeds, const krea2_tensor* mask, const char* what,
                        const char* mask_what) {
     TextEmbeddings e{to_tensor(embeds, what), std::nullopt};
@@ -37,8 +34,9 @@ PipelineRequest request_of(const krea2_generate_params& p) {
     r.prompt_embeds = embeddings(p.prompt_embeds, p.prompt_embeds_mask, "params.prompt_embeds",
                                  "params.prompt_embeds_mask");
   if (p.negative_prompt_embeds)
-    r.negative_prompt_embeds = embeddings(p.negative_prompt_embeds, p.negative_prompt_embeds_mask,
-                                          "params.negative_prompt_embeds", "params.negative_prompt_embeds_mask");
+    r.negative_prompt_embeds =
+        embeddings(p.negative_prompt_embeds, p.negative_prompt_embeds_mask, "params.negative_prompt_embeds",
+                   "params.negative_prompt_embeds_mask");
   if (p.negative_prompt) r.negative_prompt = p.negative_prompt;
   r.height = p.height;
   r.width = p.width;
@@ -48,7 +46,7 @@ PipelineRequest request_of(const krea2_generate_params& p) {
   r.turbo = p.turbo != 0;
   r.num_images_per_prompt = p.num_images_per_prompt;
   r.max_sequence_length = p.max_sequence_length;
-  r.loras = c_lora_specs(p.loras, p.lora_strengths, p.num_loras);
+  r.loras = lora_specs(p.loras, p.lora_strengths, p.num_loras);
   r.lora_scale = p.lora_scale;
   if (p.latents) r.latents = to_tensor(p.latents, "params.latents");
   if (p.progress) {
@@ -96,14 +94,7 @@ krea2_status krea2_pipeline_get_info(const krea2_pipeline* pipeline, krea2_trans
   return guard("krea2_pipeline_get_info", [&] {
     require(pipeline, "pipeline");
     require(info, "info");
-    const Model m = pipeline->pipeline.transformer();
-    const Config& c = m.config();
-    info->in_channels = c.in_channels;
-    info->num_text_layers = c.num_text_layers;
-    info->text_hidden_dim = c.text_hidden_dim;
-    info->hidden_size = c.hidden();
-    info->num_layers = c.num_layers;
-    info->parameter_count = m.parameter_count();
+    fill_info(pipeline->pipeline.transformer(), info);
   });
 }
 

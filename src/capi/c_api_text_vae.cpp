@@ -8,8 +8,8 @@ using namespace krea2::capi;
 
 extern "C" {
 
-krea2_status krea2_text_encoder_load(const char* path, const char* tokenizer_path, const krea2_options* options,
-                                     krea2_text_encoder** out) {
+krea2_status krea2_text_encoder_load(const char* path, const char* tokenizer_path,
+                                     const krea2_options* options, krea2_text_encoder** out) {
   return guard("krea2_text_encoder_load", [&] {
     require(out, "out");
     *out = nullptr;
@@ -45,8 +45,8 @@ void krea2_encode_options_init(krea2_encode_options* options) {
 }
 
 krea2_status krea2_text_encoder_encode(const krea2_text_encoder* encoder, const char* const* prompts,
-                                       size_t count, const krea2_encode_options* options, krea2_tensor* embeds,
-                                       krea2_tensor* mask) {
+                                       size_t count, const krea2_encode_options* options,
+                                       krea2_tensor* embeds, krea2_tensor* mask) {
   return guard("krea2_text_encoder_encode", [&] {
     require(encoder, "encoder");
     krea2_encode_options o;
@@ -97,9 +97,15 @@ krea2_status krea2_text_encoder_encode(const krea2_text_encoder* encoder, const 
     for (int64_t i = 0; i < n; ++i) {
       const bool valid = !out.mask || out.mask->data[size_t(i)] != 0.0f;
       switch (mask->dtype) {
-        case KREA2_F32: static_cast<float*>(mask->data)[i] = valid ? 1.0f : 0.0f; break;
-        case KREA2_I64: static_cast<int64_t*>(mask->data)[i] = valid; break;
-        default: static_cast<uint8_t*>(mask->data)[i] = valid; break;
+        case KREA2_F32:
+          static_cast<float*>(mask->data)[i] = valid ? 1.0f : 0.0f;
+          break;
+        case KREA2_I64:
+          static_cast<int64_t*>(mask->data)[i] = valid;
+          break;
+        default:
+          static_cast<uint8_t*>(mask->data)[i] = valid;
+          break;
       }
     }
   });
@@ -133,7 +139,8 @@ krea2_status krea2_vae_decode(const krea2_vae* vae, const krea2_tensor* latents,
     if ((nd != 4 && nd != 5) || z.dim(1) != c.z_dim || (nd == 5 && z.dim(2) != 1))
       throw InvalidArgument{"latents must be (B, " + std::to_string(c.z_dim) + ", h, w) or (B, " +
                             std::to_string(c.z_dim) + ", 1, h, w), got " + shape_str(z.shape)};
-    const int64_t B = z.dim(0), H = z.shape[nd - 2] * c.scale_factor(), W = z.shape[nd - 1] * c.scale_factor();
+    const int64_t B = z.dim(0), H = z.shape[nd - 2] * c.scale_factor(),
+                  W = z.shape[nd - 1] * c.scale_factor();
     require(image, "image");
     if (image->dtype == KREA2_U8)
       check_shape(image, {B, H, W, 3}, "image (U8)");

@@ -6,9 +6,8 @@
 using namespace krea2;
 using namespace krea2::capi;
 
-namespace {
+namespace krea2::capi {
 
-// The (adapter, strength) list of a C call; strengths NULL = 1 each.
 std::vector<LoraSpec> lora_specs(const krea2_lora* const* loras, const float* strengths, size_t count) {
   std::vector<LoraSpec> specs;
   if (count) require(loras, "loras");
@@ -19,12 +18,16 @@ std::vector<LoraSpec> lora_specs(const krea2_lora* const* loras, const float* st
   return specs;
 }
 
-}  // namespace
-
-namespace krea2::capi {
-std::vector<LoraSpec> c_lora_specs(const krea2_lora* const* loras, const float* strengths, size_t count) {
-  return lora_specs(loras, strengths, count);
+void fill_info(const Model& model, krea2_transformer_info* info) {
+  const Config& c = model.config();
+  info->in_channels = c.in_channels;
+  info->num_text_layers = c.num_text_layers;
+  info->text_hidden_dim = c.text_hidden_dim;
+  info->hidden_size = c.hidden();
+  info->num_layers = c.num_layers;
+  info->parameter_count = model.parameter_count();
 }
+
 }  // namespace krea2::capi
 
 extern "C" {
@@ -63,13 +66,7 @@ krea2_status krea2_transformer_get_info(const krea2_transformer* transformer, kr
   return guard("krea2_transformer_get_info", [&] {
     require(transformer, "transformer");
     require(info, "info");
-    const Config& c = transformer->model.config();
-    info->in_channels = c.in_channels;
-    info->num_text_layers = c.num_text_layers;
-    info->text_hidden_dim = c.text_hidden_dim;
-    info->hidden_size = c.hidden();
-    info->num_layers = c.num_layers;
-    info->parameter_count = transformer->model.parameter_count();
+    fill_info(transformer->model, info);
   });
 }
 
@@ -95,8 +92,9 @@ void krea2_forward_options_init(krea2_forward_options* options) {
   options->lora_scale = 1.0f;
 }
 
-krea2_status krea2_transformer_forward(const krea2_transformer* transformer, const krea2_forward_inputs* inputs,
-                                       krea2_tensor* output, const krea2_forward_options* options) {
+krea2_status krea2_transformer_forward(const krea2_transformer* transformer,
+                                       const krea2_forward_inputs* inputs, krea2_tensor* output,
+                                       const krea2_forward_options* options) {
   return guard("krea2_transformer_forward", [&] {
     require(transformer, "transformer");
     require(inputs, "inputs");
@@ -123,9 +121,10 @@ krea2_status krea2_transformer_forward(const krea2_transformer* transformer, con
     f.lora_scale = o.lora_scale;
     f.skip_padded_text = o.keep_padding == 0;
     const Progress progress{o.progress, o.user};
-    if (o.progress) f.progress = [&](const std::string& stage, int done, int total) {
-      progress(stage.c_str(), done, total);
-    };
+    if (o.progress)
+      f.progress = [&](const std::string& stage, int done, int total) {
+        progress(stage.c_str(), done, total);
+      };
     write_tensor(output, transformer->model.forward(in, f), "output");
   });
 }

@@ -130,7 +130,8 @@ PipelineResult Pipeline::generate(const PipelineRequest& r) const {
   PipelineImpl& s = *impl_;
   const bool keep = s.options.keep_loaded;
   const bool guided = r.guidance > 0;
-  if (r.decode && s.paths.vae.empty()) throw Error("generate: this pipeline has no VAE: ask for latents only");
+  if (r.decode && s.paths.vae.empty())
+    throw Error("generate: this pipeline has no VAE: ask for latents only");
   PipelineResult result;
 
   // 1. The prompts (and the negative prompt when guided).
@@ -143,7 +144,8 @@ PipelineResult Pipeline::generate(const PipelineRequest& r) const {
   const bool need_encoder = !r.prompt_embeds || (guided && !negative);
   if (need_encoder) {
     if (s.paths.text_encoder.empty())
-      throw Error("generate: this pipeline has no text encoder: give prompt_embeds (and negative_prompt_embeds)");
+      throw Error(
+          "generate: this pipeline has no text encoder: give prompt_embeds (and negative_prompt_embeds)");
     auto start = Clock::now();
     if (!s.tokenizer) {
       report(r.progress, "load", "tokenizer", 0, 1);

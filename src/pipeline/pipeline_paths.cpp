@@ -12,9 +12,10 @@ PipelinePaths PipelinePaths::from_root(const std::string& root) {
   if (!fs::is_regular_file(r / "model_index.json"))
     throw Error(root + ": not a diffusers pipeline root (no model_index.json)");
   PipelinePaths p;
-  const std::pair<const char*, std::string*> parts[] = {
-      {"transformer", &p.transformer}, {"text_encoder", &p.text_encoder}, {"tokenizer", &p.tokenizer},
-      {"vae", &p.vae}};
+  const std::pair<const char*, std::string*> parts[] = {{"transformer", &p.transformer},
+                                                        {"text_encoder", &p.text_encoder},
+                                                        {"tokenizer", &p.tokenizer},
+                                                        {"vae", &p.vae}};
   for (const auto& [name, path] : parts) {
     if (!fs::is_directory(r / name)) throw Error(root + ": pipeline root without " + name + "/");
     *path = (r / name).string();

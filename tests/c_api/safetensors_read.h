@@ -1,5 +1,6 @@
-/* A minimal safetensors reader for the C API test (plain C): finds one tensor by name in a file written by the
- * upstream tools and widens F32 / BOOL / U8 / I64 to a float array. Test-only: it trusts its fixture files. */
+/* A minimal safetensors reader for the C API test (plain C): finds one tensor by name in a file written by
+ * the upstream tools and widens F32 / BOOL / U8 / I64 to a float array. Test-only: it trusts its fixture
+ * files. */
 #ifndef KREA2_TEST_SAFETENSORS_READ_H
 #define KREA2_TEST_SAFETENSORS_READ_H
 

@@ -1,5 +1,5 @@
-/* The C API from C: every model on the upstream fixtures through libkrea2.so, the pipeline on the bundled demo
- * models, cancellation and the error paths. Usage: test_c_api FIXTURES_DIR TEMP_DIR */
+/* The C API from C: every model on the upstream fixtures through libkrea2.so, the pipeline on the bundled
+ * demo models, cancellation and the error paths. Usage: test_c_api FIXTURES_DIR TEMP_DIR */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +12,19 @@ static int failures = 0;
 static char fixtures[1024];
 static char temp_dir[1024];
 
-#define CHECK(cond, ...)                                \
-  do {                                                  \
-    if (!(cond)) {                                      \
-      ++failures;                                       \
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      ++failures;                                          \
       fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                     \
-      fprintf(stderr, "\n");                            \
-    }                                                   \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fprintf(stderr, "\n");                               \
+    }                                                      \
   } while (0)
 
-#define CHECK_OK(call)                                                                        \
-  do {                                                                                        \
-    krea2_status s_ = (call);                                                                 \
+#define CHECK_OK(call)                                                                     \
+  do {                                                                                     \
+    krea2_status s_ = (call);                                                              \
     CHECK(s_ == KREA2_OK, "%s: %s: %s", #call, krea2_status_name(s_), krea2_last_error()); \
   } while (0)
 
@@ -65,7 +65,8 @@ static krea2_tensor buffer(float* data, int ndim, const int64_t* shape) {
   return v;
 }
 
-/* Runs the fixture's inputs through `t` at lora_scale and compares with `expected_name` of expected.safetensors. */
+/* Runs the fixture's inputs through `t` at lora_scale and compares with `expected_name` of
+ * expected.safetensors. */
 static void check_forward(const krea2_transformer* t, const char* fixture_case, const char* expected_name,
                           float lora_scale) {
   char inputs_path[1200], expected_path[1200];
@@ -73,8 +74,9 @@ static void check_forward(const krea2_transformer* t, const char* fixture_case, 
   snprintf(expected_path, sizeof expected_path, "%s/%s/expected.safetensors", fixtures, fixture_case);
   test_tensor hs, ehs, ts, pos, mask = {0}, expected;
   const int has_mask = has_tensor(inputs_path, "encoder_attention_mask");
-  if (read_tensor(inputs_path, "hidden_states", &hs) || read_tensor(inputs_path, "encoder_hidden_states", &ehs) ||
-      read_tensor(inputs_path, "timestep", &ts) || read_tensor(inputs_path, "position_ids", &pos) ||
+  if (read_tensor(inputs_path, "hidden_states", &hs) ||
+      read_tensor(inputs_path, "encoder_hidden_states", &ehs) || read_tensor(inputs_path, "timestep", &ts) ||
+      read_tensor(inputs_path, "position_ids", &pos) ||
       (has_mask && read_tensor(inputs_path, "encoder_attention_mask", &mask)) ||
       read_tensor(expected_path, expected_name, &expected)) {
     ++failures;
@@ -155,7 +157,8 @@ static void test_text_encoder(void) {
   }
   CHECK(info.num_default_taps == embeds_ref.shape[2] && info.hidden_size == embeds_ref.shape[3], "info");
   const char* prompts[2] = {
-      "An extremely detailed oil painting of a busy harbor at sunset, with fishing boats, gulls, lanterns and a "
+      "An extremely detailed oil painting of a busy harbor at sunset, with fishing boats, gulls, lanterns "
+      "and a "
       "lighthouse in the far distance",
       "a red fox"};
   krea2_encode_options options;
@@ -206,7 +209,8 @@ static void test_vae(void) {
   const char* inputs_path = path("vae/decoder_tiny/inputs.safetensors");
   const char* expected_path = path("vae/decoder_tiny/expected.safetensors");
   test_tensor latents, image_ref, bytes_ref;
-  if (read_tensor(inputs_path, "latents_unpacked", &latents) || read_tensor(expected_path, "image", &image_ref) ||
+  if (read_tensor(inputs_path, "latents_unpacked", &latents) ||
+      read_tensor(expected_path, "image", &image_ref) ||
       read_tensor(expected_path, "image_uint8", &bytes_ref)) {
     ++failures;
     return;
@@ -330,7 +334,8 @@ static void test_pipeline(void) {
   params.progress = NULL;
   krea2_generate_outputs small = {rgb, 100, NULL, NULL};
   s = krea2_pipeline_generate(p, &params, &small);
-  CHECK(s == KREA2_ERROR_INVALID_ARGUMENT && strstr(krea2_last_error(), "rgb_size"), "%s", krea2_last_error());
+  CHECK(s == KREA2_ERROR_INVALID_ARGUMENT && strstr(krea2_last_error(), "rgb_size"), "%s",
+        krea2_last_error());
   params.height = 100;
   s = krea2_pipeline_generate(p, &params, &outputs2);
   CHECK(s == KREA2_ERROR_BAD_INPUT && strstr(krea2_last_error(), "16"), "%s: %s", krea2_status_name(s),
@@ -403,7 +408,8 @@ static void test_errors(void) {
   krea2_transformer* t = (krea2_transformer*)&failures; /* must be reset to NULL on failure */
   krea2_status s = krea2_transformer_load("/nonexistent/krea2.safetensors", NULL, &t);
   CHECK(s == KREA2_ERROR_BAD_INPUT && t == NULL, "missing file: %s", krea2_status_name(s));
-  CHECK(strstr(krea2_last_error(), "/nonexistent/krea2.safetensors") != NULL, "message: %s", krea2_last_error());
+  CHECK(strstr(krea2_last_error(), "/nonexistent/krea2.safetensors") != NULL, "message: %s",
+        krea2_last_error());
   s = krea2_transformer_load(NULL, NULL, &t);
   CHECK(s == KREA2_ERROR_INVALID_ARGUMENT && strstr(krea2_last_error(), "path is NULL"), "%s",
         krea2_last_error());
@@ -439,9 +445,9 @@ int main(int argc, char** argv) {
   }
   snprintf(fixtures, sizeof fixtures, "%s", argv[1]);
   snprintf(temp_dir, sizeof temp_dir, "%s", argv[2]);
-  CHECK(krea2_version_number() ==
-            KREA2_VERSION_MAJOR * 10000 + KREA2_VERSION_MINOR * 100 + KREA2_VERSION_PATCH,
-        "version %d", krea2_version_number());
+  CHECK(
+      krea2_version_number() == KREA2_VERSION_MAJOR * 10000 + KREA2_VERSION_MINOR * 100 + KREA2_VERSION_PATCH,
+      "version %d", krea2_version_number());
   CHECK(strlen(krea2_version()) > 0 && strstr(krea2_cpu_info(), "isa ") != NULL, "version / cpu info");
   printf("libkrea2 %s\n%s", krea2_version(), krea2_cpu_info());
   test_transformer();
