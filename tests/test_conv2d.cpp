@@ -1,9 +1,13 @@
-// conv2d (implicit im2col tiles through the packed GEMM) against its scalar double-accumulation reference:
-// 3x3 and 1x1, with and without the fused nearest x2 upsample, odd map sizes, channel counts that are not
-// multiples of the SIMD widths, accumulate, no bias, forced tile sizes.
+// conv2d (tiles of a channels-last input region through the GEMM's register blocks, ops/conv2d_kernels.h)
+// against its scalar double-accumulation reference: 3x3 and 1x1, with and without the fused nearest x2
+// upsample, odd map sizes, channel counts that are not multiples of the SIMD widths, outputs narrower than
+// and not a multiple of the microkernel's NR, accumulate, no bias, forced tile sizes and depth blocks,
+// weights packed in advance (PackedConv2d), every ISA variant the CPU has.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
+#include <string>
 
 #include "ops/conv2d.h"
 #include "support/test_util.h"
@@ -18,6 +22,10 @@ struct Case {
   bool upsample, accumulate, bias;
 };
 
+// How check() runs conv2d: the weights as given (packed inside the call), packed in advance for the active
+// ISA, or packed in advance for another ISA (conv2d then packs again for the one active).
+enum class Weights { kPlain, kPacked, kPackedOtherIsa };
+
 // Runs conv2d and the reference on random data; every output must lie within the float32 dot-product bound.
 // Error model: each output is a sum of n = kernel^2 * in products plus the bias (plus y itself when
 // accumulating), computed in float with any order of additions (the GEMM's blocking and FMAs). The classical
@@ -25,7 +33,7 @@ struct Case {
 // absolute terms obtained exactly by running the reference on |x|, |w|, |b|. The one rounding of the
 // reference's double result to float adds u |s|. Real bugs (a wrong tap, a shifted tile, a missed pad) move
 // outputs by O(sum |terms|), thousands of times this bound.
-void check(const Case& c, uint64_t seed) {
+void check(const Case& c, uint64_t seed, Weights mode = Weights::kPlain) {
   SCOPED_TRACE(::testing::Message() << c.height << "x" << c.width << " in " << c.in << " out " << c.out
                                     << " k " << c.kernel << (c.upsample ? " up" : "")
                                     << (c.accumulate ? " acc" : "") << (c.bias ? "" : " no-bias"));
@@ -38,7 +46,14 @@ void check(const Case& c, uint64_t seed) {
   Conv2dWeights cw{c.in, c.out, c.kernel, w.data(), c.bias ? b.data() : nullptr};
   std::vector<float> got = c.accumulate ? y0 : std::vector<float>(y0.size(), 1e30f);
   std::vector<float> ref = c.accumulate ? y0 : std::vector<float>(y0.size(), 0.0f);
-  conv2d(x.data(), c.height, c.width, cw, got.data(), c.upsample, c.accumulate);
+  if (mode == Weights::kPlain) {
+    conv2d(x.data(), c.height, c.width, cw, got.data(), c.upsample, c.accumulate);
+  } else {
+    const Isa other = active_isa() == Isa::kAvx512 ? Isa::kAvx2 : Isa::kAvx512;
+    const PackedConv2d packed(cw, mode == Weights::kPacked || !isa_supported(other) ? active_isa() : other);
+    EXPECT_GT(packed.bytes(), 0);
+    conv2d(x.data(), c.height, c.width, packed, got.data(), c.upsample, c.accumulate);
+  }
   conv2d_reference(x.data(), c.height, c.width, cw, ref.data(), c.upsample, c.accumulate);
   std::vector<float> ax(x.size()), aw(w.size()), ab(b.size()), abs_sum(y0.size());
   for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
@@ -105,10 +120,114 @@ TEST(Conv2d, ForcedTileSizes) {
   EXPECT_EQ(conv2d_tile_rows(), 0);
 }
 
+// Sets the ISA cap for a scope and restores it.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
+  ~ScopedIsa() { set_isa_cap(saved_); }
+  ScopedIsa(const ScopedIsa&) = delete;
+  ScopedIsa& operator=(const ScopedIsa&) = delete;
+
+ private:
+  Isa saved_;
+};
+
+// Sets the conv blocking for a scope and restores the defaults.
+class ScopedConvBlocking {
+ public:
+  explicit ScopedConvBlocking(Conv2dBlocking b) { set_conv2d_blocking(b); }
+  ~ScopedConvBlocking() { set_conv2d_blocking({}); }
+  ScopedConvBlocking(const ScopedConvBlocking&) = delete;
+  ScopedConvBlocking& operator=(const ScopedConvBlocking&) = delete;
+};
+
+// Every variant (AVX2 6x16, AVX-512 12x32) over the shapes that reach its edges: outputs narrower than NR
+// (3, the VAE's conv_out) and not a multiple of it, maps narrower than MR and 1 pixel, rows of the region
+// that wrap inside a register block, channel counts off the SIMD widths, 3x3 and 1x1, upsample, accumulate,
+// no bias.
+class Conv2dIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(GetParam()))
+      GTEST_SKIP() << "the " << isa_name(GetParam())
+                   << " conv2d variant is not tested on this machine: " << isa_missing(GetParam());
+    isa_.emplace(GetParam());
+    ASSERT_EQ(active_isa(), GetParam());
+  }
+  std::optional<ScopedIsa> isa_;
+};
+
+const Case kIsaCases[] = {
+    {1, 1, 3, 2, 3, false, false, true},    {1, 1, 5, 3, 3, true, true, false},
+    {1, 1, 7, 40, 1, false, false, true},   {1, 13, 9, 33, 3, false, false, true},
+    {13, 1, 9, 17, 3, false, true, true},   {5, 5, 16, 32, 3, false, false, true},
+    {7, 11, 13, 3, 3, false, false, true},  {7, 11, 13, 3, 3, false, true, false},
+    {9, 14, 24, 64, 3, true, false, true},  {6, 7, 19, 45, 3, true, true, true},
+    {12, 12, 96, 96, 3, false, true, true}, {11, 17, 33, 70, 1, false, false, true},
+    {8, 9, 40, 20, 1, true, true, false},   {31, 27, 20, 48, 3, false, false, true},
+    {25, 26, 17, 3, 3, false, false, true}, {4, 30, 160, 24, 3, false, false, true},
+};
+
+TEST_P(Conv2dIsa, EdgeShapes) {
+  uint64_t seed = 1000;
+  for (const Case& c : kIsaCases) check(c, seed += 10);
+}
+
+// Tiles of a few pixels (regions that wrap mid-row, tiles narrower than MR), depth blocks of one channel up
+// to whole taps, each tap's channels split unevenly.
+TEST_P(Conv2dIsa, ForcedBlocking) {
+  const Conv2dBlocking blockings[] = {{1, 1, 1},      {5, 3, 7},    {13, 13, 16}, {40, 12, 48},
+                                      {100, 7, 1000}, {24, 24, 50}, {0, 0, 0}};
+  for (const Conv2dBlocking& b : blockings) {
+    SCOPED_TRACE(::testing::Message()
+                 << "tile " << b.tile_pixels << " width " << b.tile_width << " depth " << b.depth);
+    const ScopedConvBlocking scope(b);
+    EXPECT_EQ(conv2d_blocking().tile_pixels, b.tile_pixels);
+    check({11, 9, 37, 35, 3, false, false, true}, 2000 + uint64_t(b.tile_pixels));
+    check({6, 5, 21, 3, 3, true, true, true}, 2100 + uint64_t(b.tile_pixels));
+    check({7, 8, 50, 33, 1, false, true, false}, 2200 + uint64_t(b.tile_pixels));
+  }
+}
+
+// Weights packed in advance give the same products, also when packed for another ISA than the active one
+// (conv2d packs again for the call).
+TEST_P(Conv2dIsa, PackedWeights) {
+  uint64_t seed = 3000;
+  for (const Case& c : kIsaCases) {
+    check(c, seed += 10, Weights::kPacked);
+    check(c, seed += 10, Weights::kPackedOtherIsa);
+  }
+}
+
+// Large enough to run on the whole team (many tiles shared dynamically).
+TEST_P(Conv2dIsa, ManyTiles) {
+  check({40, 37, 24, 40, 3, false, true, true}, 4000);
+  check({21, 30, 16, 24, 3, true, false, true}, 4010, Weights::kPacked);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, Conv2dIsa, ::testing::ValuesIn(kIsaLevels),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(isa_name(info.param));
+                         });
+
+TEST(Conv2d, PackedConv2dReportsItsWeights) {
+  const std::vector<float> w = test::random_floats(size_t(5 * 9 * 4), 7);
+  const Conv2dWeights cw{4, 5, 3, w.data(), nullptr};
+  const PackedConv2d p(cw);
+  EXPECT_FALSE(p.empty());
+  EXPECT_EQ(p.isa(), active_isa());
+  EXPECT_EQ(p.weights().weight, w.data());
+  EXPECT_EQ(p.bytes() % int64_t(9 * 4 * sizeof(float)), 0);
+  EXPECT_GE(p.bytes(), int64_t(5 * 9 * 4 * sizeof(float)));
+  EXPECT_TRUE(PackedConv2d().empty());
+}
+
 TEST(Conv2d, BadArgumentsThrow) {
   const float w[9] = {};
   EXPECT_THROW(conv2d(w, 1, 1, Conv2dWeights{1, 1, 2, w, nullptr}, nullptr), std::invalid_argument);
   EXPECT_THROW(conv2d(w, 0, 1, Conv2dWeights{1, 1, 3, w, nullptr}, nullptr), std::invalid_argument);
+  EXPECT_THROW(conv2d(w, 1, 1, PackedConv2d(), nullptr), std::invalid_argument);
+  EXPECT_THROW(PackedConv2d(Conv2dWeights{1, 1, 2, w, nullptr}), std::invalid_argument);
 }
 
 }  // namespace

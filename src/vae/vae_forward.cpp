@@ -62,11 +62,10 @@ class Decoder {
       }
       if (b.upsample.weight) {
         StageTimer t(o_.times, "upsample");
-        const Conv2dWeights cw = b.upsample.view();
-        conv2d(s_.x.data(), s_.height, s_.width, cw, sized(s_.t, 4 * s_.pixels() * cw.out),
-               /*upsample2x=*/true);
+        const int64_t out = b.upsample.out;
+        run_conv(b.upsample, s_.x.data(), sized(s_.t, 4 * s_.pixels() * out), /*upsample2x=*/true);
         std::swap(s_.x, s_.t);
-        s_.height *= 2, s_.width *= 2, s_.channels = cw.out;
+        s_.height *= 2, s_.width *= 2, s_.channels = out;
       }
       store(p, s_.x);
       stage_done();
@@ -95,10 +94,20 @@ class Decoder {
   }
 
  private:
+  // y = c(x) (or y += c(x)) at the current map size, through the weight packed at load when there is one.
+  void run_conv(const VaeConv& c, const float* x, float* y, bool upsample2x = false,
+                bool accumulate = false) {
+    if (!c.packed.empty()) {
+      conv2d(x, s_.height, s_.width, c.packed, y, upsample2x, accumulate);
+    } else {
+      conv2d(x, s_.height, s_.width, c.view(), y, upsample2x, accumulate);
+    }
+  }
+
   // dst = conv(src) at the current map size; sets the channel count.
   void conv(const VaeConv& c, const std::vector<float>& src, std::vector<float>& dst, const char* stage) {
     StageTimer t(o_.times, stage);
-    conv2d(src.data(), s_.height, s_.width, c.view(), sized(dst, s_.pixels() * c.out));
+    run_conv(c, src.data(), sized(dst, s_.pixels() * c.out));
     s_.channels = c.out;
   }
 
@@ -111,7 +120,7 @@ class Decoder {
     }
     {
       StageTimer t(o_.times, "conv");
-      conv2d(s_.h.data(), s_.height, s_.width, r.conv1.view(), sized(s_.t, P * b));
+      run_conv(r.conv1, s_.h.data(), sized(s_.t, P * b));
     }
     {
       StageTimer t(o_.times, "norm");
@@ -121,14 +130,14 @@ class Decoder {
       // conv1's output is consumed: its buffer takes shortcut(x), then conv2 adds into it.
       {
         StageTimer t(o_.times, "conv1x1");
-        conv2d(s_.x.data(), s_.height, s_.width, r.shortcut.view(), s_.t.data());
+        run_conv(r.shortcut, s_.x.data(), s_.t.data());
       }
       StageTimer t(o_.times, "conv");
-      conv2d(s_.h.data(), s_.height, s_.width, r.conv2.view(), s_.t.data(), false, /*accumulate=*/true);
+      run_conv(r.conv2, s_.h.data(), s_.t.data(), false, /*accumulate=*/true);
       std::swap(s_.x, s_.t);
     } else {
       StageTimer t(o_.times, "conv");
-      conv2d(s_.h.data(), s_.height, s_.width, r.conv2.view(), s_.x.data(), false, /*accumulate=*/true);
+      run_conv(r.conv2, s_.h.data(), s_.x.data(), false, /*accumulate=*/true);
     }
     s_.channels = b;
   }
@@ -143,14 +152,14 @@ class Decoder {
     float* qkv = sized(s_.qkv, P * 3 * C);
     {
       StageTimer t(o_.times, "attention_proj");
-      conv2d(s_.h.data(), s_.height, s_.width, a.to_qkv.view(), qkv);
+      run_conv(a.to_qkv, s_.h.data(), qkv);
     }
     {
       StageTimer t(o_.times, "attention");
       attention_core(qkv, P, C, s_.h.data());
     }
     StageTimer t(o_.times, "attention_proj");
-    conv2d(s_.h.data(), s_.height, s_.width, a.proj.view(), s_.x.data(), false, /*accumulate=*/true);
+    run_conv(a.proj, s_.h.data(), s_.x.data(), false, /*accumulate=*/true);
   }
 
   static void attention_core(const float* qkv, int64_t P, int64_t C, float* out) {

@@ -172,6 +172,28 @@ void bind(VaeImpl& m, const Checkpoint& ckpt, const Layout& lay) {
 
 }  // namespace
 
+void pack_vae_convs(VaeWeights& w) {
+  auto pack = [](VaeConv& c) {
+    if (c.weight) c.packed = PackedConv2d(c.view());
+  };
+  auto resnet = [&](VaeResnet& r) {
+    pack(r.conv1);
+    pack(r.conv2);
+    pack(r.shortcut);
+  };
+  pack(w.post_quant_conv);
+  pack(w.conv_in);
+  resnet(w.mid0);
+  pack(w.mid_attention.to_qkv);
+  pack(w.mid_attention.proj);
+  resnet(w.mid1);
+  for (VaeUpBlock& b : w.up_blocks) {
+    for (VaeResnet& r : b.resnets) resnet(r);
+    pack(b.upsample);
+  }
+  pack(w.conv_out);
+}
+
 Vae::Vae(std::shared_ptr<const VaeImpl> impl) : impl_(std::move(impl)) {}
 
 const VaeConfig& Vae::config() const {
@@ -219,6 +241,7 @@ Vae Vae::load(const std::string& path, const VaeLoadOptions& options) {
     info.config_source = "tensor shapes; the released VAE's latents_mean / latents_std";
   }
   bind(*impl, ckpt, lay);
+  pack_vae_convs(impl->weights);
   if (!info.ignored_tensors.empty() && options.warnings)
     options.warnings->push_back(ckpt.source() + ": note: ignored " +
                                 std::to_string(info.ignored_tensors.size()) +

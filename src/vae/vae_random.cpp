@@ -50,6 +50,7 @@ Vae Vae::random(const VaeConfig& config, DType weight_dtype, uint64_t seed) {
     for (int64_t i = 0; i < n; ++i) w[i] = round_to(a * counter_uniform(key, uint64_t(i)), weight_dtype);
     c.weight = w;
   });
+  pack_vae_convs(impl->weights);
   return Vae(impl);
 }
 

@@ -16,6 +16,7 @@ struct VaeConv {
   int64_t in = 0, out = 0, kernel = 3;
   const float* weight = nullptr;  // (out, kernel^2 * in), tap-major depth (ops/conv2d.h)
   std::vector<float> bias;
+  PackedConv2d packed;  // the weight packed for conv2d once it is in place (pack_vae_convs); empty before
   Conv2dWeights view() const { return {in, out, kernel, weight, bias.data()}; }
 };
 
@@ -123,6 +124,11 @@ void visit_vae_weights(VaeWeights& w, const VaeConfig& c, F&& f) {
   gamma({VaeModule::kNormOut}, "gamma", w.norm_out, {d[size_t(L)], 1, 1, 1});
   conv({VaeModule::kConvOut}, "", w.conv_out, d[size_t(L)], 3, 3, true);
 }
+
+// Packs every conv's weight for conv2d (PackedConv2d, for the ISA active then) once weights and biases are in
+// place (end of Vae::load and Vae::random): the decoder calls each conv once per image, so packing inside
+// each call would cost a few % at small images. About as much memory again as the float32 weights.
+void pack_vae_convs(VaeWeights& w);
 
 struct VaeImpl {
   VaeConfig config;
