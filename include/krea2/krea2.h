@@ -94,8 +94,8 @@ typedef enum krea2_isa { KREA2_ISA_DEFAULT = 0, KREA2_ISA_AVX2 = 1, KREA2_ISA_AV
 
 typedef struct krea2_options {
   uint32_t struct_size;
-  int32_t threads;            /* > 0: OpenMP threads for everything (process-wide); 0: leave as is */
-  krea2_isa isa;              /* process-wide cap, see krea2_isa */
+  int32_t threads; /* > 0: threads for every later call, from any thread (process-wide); 0: leave as is */
+  krea2_isa isa;   /* process-wide cap, see krea2_isa */
   krea2_compute compute;      /* the transformer's (and a standalone text encoder's) products */
   krea2_compute text_compute; /* the text encoder's products inside a pipeline */
   int32_t keep_loaded;        /* pipeline: keep components loaded between calls (default 1); 0 loads each

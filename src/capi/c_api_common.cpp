@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -15,7 +16,13 @@ namespace krea2::capi {
 
 namespace {
 thread_local std::string t_last_error;
+std::atomic<int> g_threads{0};  // 0: never set (OpenMP's default)
 }  // namespace
+
+void apply_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+}
 
 krea2_status fail(krea2_status status, const std::string& message) {
   t_last_error = message;
@@ -73,7 +80,10 @@ krea2_options read_options(const krea2_options* options, const char* function) {
                   " is not available: " + isa_missing(isa));
     set_isa_cap(isa);
   }
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.threads > 0) {
+    g_threads = o.threads;
+    omp_set_num_threads(o.threads);
+  }
   return o;
 }
 

@@ -47,6 +47,9 @@ struct InvalidArgument {
 // Records `message` as this thread's last error and returns `status`.
 krea2_status fail(krea2_status status, const std::string& message);
 void clear_error();
+// Applies the process-wide thread count (options.threads, once set) to the calling thread: OpenMP keeps the
+// count per thread, and a caller may load on one thread and compute on another.
+void apply_threads();
 
 // The options (defaults when null), checked; applies the process-wide ones (threads, ISA cap).
 krea2_options read_options(const krea2_options* options, const char* function);
@@ -80,6 +83,7 @@ template <class F>
 krea2_status guard(const char* function, F&& body) noexcept {
   try {
     clear_error();
+    apply_threads();
     body();
     return KREA2_OK;
   } catch (const InvalidArgument& e) {
