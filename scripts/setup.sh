@@ -2,7 +2,7 @@
 # Installs what krea2 needs to build and test on Debian 12 (run as root, or with sudo available).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libpcre2-dev libutf8proc-dev libpng-dev
+          libbenchmark-dev libpcre2-dev libutf8proc-dev libpng-dev libdnnl-dev
           pybind11-dev python3-dev python3-numpy python3-pytest python3-pil)
 missing=()
 for p in "${packages[@]}"; do

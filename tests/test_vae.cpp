@@ -11,12 +11,15 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 
+#include "cpu/cpu_features.h"
 #include "io/safetensors.h"
 #include "io/safetensors_stream.h"
 #include "krea2/error.h"
 #include "krea2/vae.h"
+#include "ops/conv2d_onednn.h"
 #include "support/test_util.h"
 #include "tensor/convert.h"
 #include "vae/vae_flops.h"
@@ -179,6 +182,51 @@ TEST(Vae, ImageAndTraceMatchUpstream) {
   // Upstream's own image gives its own bytes exactly.
   const std::vector<uint8_t> from_ref = image_to_rgb8(ref);
   EXPECT_TRUE(std::equal(from_ref.begin(), from_ref.end(), expected));
+}
+
+// Every conv backend the build has (ours; oneDNN direct and Winograd) decodes the fixture within its
+// tolerance, and on a wider random VAE (channels 32 .. 128, where oneDNN's Winograd kernel takes every 3x3
+// conv) the backends agree within the same rule.
+TEST(Vae, EveryConvBackendMatchesUpstream) {
+  std::vector<ConvBackend> backends = {ConvBackend::kOwn};
+  if (onednn_available()) {
+    backends.insert(backends.end(), {ConvBackend::kOnednn, ConvBackend::kWinograd});
+  } else {
+    std::printf("this build has no oneDNN: only our conv kernels are tested\n");
+  }
+  const ConvBackend saved = conv2d_backend();
+  const Vae vae = Vae::load(case_dir());
+  const Tensor ref = read("expected.safetensors", "image");
+  const nlohmann::json tol = tolerance("image");
+  VaeConfig wide;
+  wide.base_dim = 32;
+  const Vae rnd = Vae::random(wide, DType::F32, 5);
+  Tensor z({1, 16, 6, 7});
+  const std::vector<float> r = test::random_floats(z.data.size(), 11, 2.0f);
+  std::copy(r.begin(), r.end(), z.data.begin());
+  std::optional<Tensor> own_wide;
+  for (ConvBackend b : backends) {
+    set_conv2d_backend(b);
+    const int64_t runs = onednn_conv2d_runs(b), runs_any = onednn_conv2d_runs(ConvBackend::kOnednn) +
+                                                           onednn_conv2d_runs(ConvBackend::kWinograd);
+    expect_close(vae.decode(latents()), ref, std::string("image, conv backend ") + conv_backend_name(b),
+                 tol["rel_l2"], tol["max_abs_over_max_ref"]);
+    const Tensor wide_image = rnd.decode(z);
+    if (b == ConvBackend::kOwn) {
+      own_wide = wide_image;
+    } else {
+      // oneDNN's Winograd kernels need AVX-512; below it the direct kernel stands in.
+      if (b == ConvBackend::kOnednn || active_isa() == Isa::kAvx512) {
+        EXPECT_GT(onednn_conv2d_runs(b), runs) << conv_backend_name(b) << " never ran";
+      } else {
+        EXPECT_GT(onednn_conv2d_runs(ConvBackend::kOnednn) + onednn_conv2d_runs(ConvBackend::kWinograd),
+                  runs_any);
+      }
+      expect_close(wide_image, *own_wide, std::string("wide VAE, ") + conv_backend_name(b) + " vs own",
+                   tol["rel_l2"], tol["max_abs_over_max_ref"]);
+    }
+  }
+  set_conv2d_backend(saved);
 }
 
 TEST(Vae, FolderFileAndLatentLayoutsAgree) {

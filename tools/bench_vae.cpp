@@ -11,6 +11,7 @@
 #include "bench_common.h"
 #include "cpu_info.h"
 #include "krea2/vae.h"
+#include "ops/conv2d_onednn.h"
 #include "ops/gemm.h"
 #include "vae/vae_flops.h"
 
@@ -52,6 +53,8 @@ int bench_vae(const Args& args, Progress& progress, double load) {
   for (float& v : z.data) v *= 1.7320508f;
   std::vector<StageTimes> times;
   std::optional<KernelCeilingMeter> ceiling = ceiling_meter(args);
+  const int64_t runs_direct = onednn_conv2d_runs(ConvBackend::kOnednn),
+                runs_winograd = onednn_conv2d_runs(ConvBackend::kWinograd);
   const std::vector<double> total_s =
       run_timed_reps(warmup, reps, progress, ceiling, times, [&](StageTimes* t, const auto& step_progress) {
         VaeDecodeOptions o;
@@ -100,6 +103,9 @@ int bench_vae(const Args& args, Progress& progress, double load) {
   j["stages"]["convs"]["flops"] = B * fl.convs();
   j["conv_gflops"] = conv_s > 0 ? B * fl.convs() * 1e-9 / conv_s : 0.0;
   j["conv_percent_of_peak"] = 100.0 * j["conv_gflops"].get<double>() / j["peak_gflops"].get<double>();
+  j["conv_backend"] = conv_backend_name(conv2d_backend());
+  j["conv_runs"] = {{"onednn_direct", onednn_conv2d_runs(ConvBackend::kOnednn) - runs_direct},
+                    {"onednn_winograd", onednn_conv2d_runs(ConvBackend::kWinograd) - runs_winograd}};
   if (args.has("--json")) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -114,7 +120,13 @@ int bench_vae(const Args& args, Progress& progress, double load) {
               (long long)h, (long long)w, (long long)H, (long long)W);
   std::printf("  weights  %s values, held as float32 (generated in %.1f s)\n", dtype_name(wtype).data(),
               setup_s);
-  std::printf("%s\n", cpu_report("  ").c_str());
+  std::printf("%s", cpu_report("  ").c_str());
+  std::printf(
+      "  convs    backend %s (KREA2_CONV=own|onednn|winograd; oneDNN %s): 3x3 calls (all runs) by "
+      "oneDNN Winograd %lld, oneDNN direct %lld, the rest ours\n\n",
+      conv_backend_name(conv2d_backend()), onednn_available() ? "built in" : "not in this build",
+      (long long)j["conv_runs"]["onednn_winograd"].get<int64_t>(),
+      (long long)j["conv_runs"]["onednn_direct"].get<int64_t>());
   const double total = median(total_s);
   std::printf("%-30s %9s %8s %10s %9s\n", "stage", "seconds", "% total", "GFLOP", "GFLOP/s");
   auto line = [&](const std::string& label, double sec, double fl_) {
@@ -124,7 +136,7 @@ int bench_vae(const Args& args, Progress& progress, double load) {
     else
       std::printf(" %10s %9s\n", "-", "-");
   };
-  line("convs (all, through the GEMM)", conv_s, B * fl.convs());
+  line("convs (all)", conv_s, B * fl.convs());
   for (const Row& r : rows)
     line(std::string(r.flops >= 0 && std::string(r.key) != "attention" ? "  " : "") + r.label, seconds(r.key),
          r.flops);

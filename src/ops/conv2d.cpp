@@ -1,5 +1,5 @@
 // conv2d's driver (ops/conv2d.h): the weight packed once per conv (or in advance, PackedConv2d), then pixel
-// tiles shared dynamically by the threads; per tile one channel-major copy of its input region and the
+// tiles shared dynamically by the threads; per tile one channels-last copy of its input region and the
 // variant's microkernels (ops/conv2d_kernels.h) over all depth blocks and column panels. Threads take whole
 // tiles, so there is no barrier per tile and the region copies run in parallel with the products.
 #include "ops/conv2d.h"
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/conv2d_kernels.h"
+#include "ops/conv2d_onednn.h"
 #include "ops/gemm_kernels.h"
 
 namespace krea2 {
@@ -303,6 +304,7 @@ PackedConv2d::PackedConv2d(const Conv2dWeights& w, Isa isa) : w_(w), isa_(isa) {
   check(w, 1, 1);
   nr_ = conv_kernels(isa).nr;
   panels_ = pack_weights(w, isa);
+  if (onednn_available()) onednn_ = make_onednn_conv2d(w);
 }
 
 int64_t PackedConv2d::bytes() const {
@@ -332,6 +334,10 @@ void conv2d(const float* x, int64_t height, int64_t width, const PackedConv2d& w
             bool accumulate) {
   if (w.empty()) throw std::invalid_argument("conv2d: empty PackedConv2d");
   check(w.weights(), height, width);
+  const ConvBackend backend = conv2d_backend();
+  if (backend != ConvBackend::kOwn && w.onednn() &&
+      onednn_conv2d(*w.onednn(), backend, x, height, width, y, upsample2x, accumulate))
+    return;
   const Isa isa = active_isa();
   if (w.isa() == isa) {
     run_conv(x, height, width, w.weights(), w.panels(), isa, y, upsample2x, accumulate);

@@ -30,6 +30,8 @@ struct Conv2dWeights {
 void conv2d(const float* x, int64_t height, int64_t width, const Conv2dWeights& w, float* y,
             bool upsample2x = false, bool accumulate = false);
 
+class OnednnConv2d;  // ops/conv2d_onednn.h
+
 // A conv's weight packed once for conv2d (the GEMM variant's W^T micro-panels, NR columns per depth, N
 // padded to NR), e.g. at model load, since conv2d(Conv2dWeights) packs it again on every call. Keeps the
 // pointers of `w` (the weight is read again only when the active ISA is no longer the one packed for, in
@@ -43,15 +45,19 @@ class PackedConv2d {
   bool empty() const { return panels_ == nullptr; }
   const float* panels() const { return panels_.get(); }  // ceil(out / NR) panels of kernel^2 * in x NR
   int64_t bytes() const;                                 // of the packed panels
+  // oneDNN's primitives for this conv (3x3, builds with oneDNN), used when conv2d_backend() says so.
+  OnednnConv2d* onednn() const { return onednn_.get(); }
 
  private:
   Conv2dWeights w_{};
   Isa isa_ = Isa::kAvx2;
   int64_t nr_ = 0;
   std::shared_ptr<const float> panels_;
+  std::shared_ptr<OnednnConv2d> onednn_;
 };
 
-// The same as conv2d above with a weight packed in advance (w must not be empty).
+// The same as conv2d above with a weight packed in advance (w must not be empty). A 3x3 conv runs through
+// oneDNN when conv2d_backend() (ops/conv2d_onednn.h) is a oneDNN one and oneDNN takes the shape.
 void conv2d(const float* x, int64_t height, int64_t width, const PackedConv2d& w, float* y,
             bool upsample2x = false, bool accumulate = false);
 
