@@ -139,7 +139,12 @@ struct Plan {
 // Grow-only 64-byte aligned buffers, one set for the process; calls are serialised by g_run.
 class Buffer {
  public:
-  ~Buffer() { std::free(data_); }
+  ~Buffer() { release(); }
+  void release() {
+    std::free(data_);
+    data_ = nullptr;
+    size_ = 0;
+  }
   void* get(size_t bytes) {
     if (bytes > size_) {
       std::free(data_);
@@ -160,12 +165,24 @@ class Buffer {
 
 std::mutex g_run;  // oneDNN convs run one at a time (each uses every thread) and share these
 Buffer g_src, g_dst, g_upsampled, g_scratchpad;
+int64_t g_live_convs = 0;  // OnednnConv2d objects alive (under g_run); the buffers go with the last
 
 }  // namespace
 
 class OnednnConv2d {
  public:
-  explicit OnednnConv2d(const Conv2dWeights& w) : w_(w) {}
+  explicit OnednnConv2d(const Conv2dWeights& w) : w_(w) {
+    std::lock_guard<std::mutex> lock(g_run);
+    ++g_live_convs;
+  }
+  ~OnednnConv2d() {
+    std::lock_guard<std::mutex> lock(g_run);
+    if (--g_live_convs == 0) {
+      for (Buffer* b : {&g_src, &g_dst, &g_upsampled, &g_scratchpad}) b->release();
+    }
+  }
+  OnednnConv2d(const OnednnConv2d&) = delete;
+  OnednnConv2d& operator=(const OnednnConv2d&) = delete;
 
   bool run(ConvBackend backend, const float* x, int64_t height, int64_t width, float* y, bool up,
            bool accumulate) {
