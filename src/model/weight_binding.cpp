@@ -28,6 +28,21 @@ float* WeightBinder::owned_floats(const std::vector<float>& values) {
   return p;
 }
 
+const TensorView* WeightBinder::find(const std::string& name, const Shape& shape) {
+  const TensorView* t = ckpt_.find(name);
+  if (!t) {
+    problems_.push_back("missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+    return nullptr;
+  }
+  used_.insert(name);
+  if (t->shape != shape) {
+    problems_.push_back("tensor '" + name + "': expected shape " + shape_str(shape) +
+                        " (from the config), found " + shape_str(t->shape));
+    return nullptr;
+  }
+  return t;
+}
+
 void WeightBinder::matrix(const TensorView& t, const std::string& name, int64_t rows, int64_t cols,
                           WeightMatrix& w) {
   w = WeightMatrix{};

@@ -22,6 +22,10 @@ class WeightBinder {
                std::vector<std::string>& problems)
       : ckpt_(ckpt), arena_(std::move(arena)), used_(used), problems_(problems) {}
 
+  // The checkpoint tensor `name`, marked used, when it exists and has exactly `shape` (the config's); else
+  // nullptr with the problem recorded ("missing tensor ..." / "expected shape ..."). The transformer's loader
+  // does its own lookup (several spellings per parameter, flat modulation tables).
+  const TensorView* find(const std::string& name, const Shape& shape);
   // w = the Linear weight (rows x cols, shape already checked) stored in t, named `name` in the checkpoint,
   // with the scale / rotation its ComfyUI companions give (marked used).
   void matrix(const TensorView& t, const std::string& name, int64_t rows, int64_t cols, WeightMatrix& w);

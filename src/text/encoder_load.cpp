@@ -129,17 +129,8 @@ void bind(TextEncoderImpl& m, TextEncoderNames names) {
       ckpt, [&](size_t bytes) { return m.new_arena(bytes); }, used, problems);
   visit_text_weights(m.weights, m.config, [&](ParamSlot& slot) {
     const std::string name = text_encoder_checkpoint_name(slot.name, names);
-    const TensorView* t = ckpt.find(name);
-    if (!t) {
-      problems.push_back("missing tensor '" + name + "' (expected shape " + shape_str(slot.shape) + ")");
-      return;
-    }
-    used.insert(name);
-    if (t->shape != slot.shape) {
-      problems.push_back("tensor '" + name + "': expected shape " + shape_str(slot.shape) +
-                         " (from the config), found " + shape_str(t->shape));
-      return;
-    }
+    const TensorView* t = binder.find(name, slot.shape);
+    if (!t) return;
     if (slot.matrix) return binder.matrix(*t, name, slot.shape[0], slot.shape[1], *slot.matrix);
     binder.vector(*t, name, *slot.vector);
   });

@@ -122,17 +122,8 @@ void bind(VaeImpl& m, const Checkpoint& ckpt, const Layout& lay) {
   const int64_t R = m.config.num_res_blocks;
   visit_vae_weights(m.weights, m.config, [&](VaeParamSlot& slot) {
     const std::string name = vae_param_name(slot.module, slot.local, lay.names, R, lay.prefix);
-    const TensorView* t = ckpt.find(name);
-    if (!t) {
-      problems.push_back("missing tensor '" + name + "' (expected shape " + shape_str(slot.shape) + ")");
-      return;
-    }
-    used.insert(name);
-    if (t->shape != slot.shape) {
-      problems.push_back("tensor '" + name + "': expected shape " + shape_str(slot.shape) +
-                         " (from the config), found " + shape_str(t->shape));
-      return;
-    }
+    const TensorView* t = binder.find(name, slot.shape);
+    if (!t) return;
     if (slot.vector) return binder.vector(*t, name, *slot.vector);
     const size_t before = problems.size();
     WeightMatrix wm;
