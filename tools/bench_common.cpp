@@ -68,6 +68,14 @@ Tensor random_tensor(Shape shape, uint64_t seed) {
   return t;
 }
 
+DType float_weights_option(const Args& args, const std::string& model) {
+  const std::string name = args.get("--weights", "bf16");
+  if (name == "f32" || name == "F32") return DType::F32;
+  if (name == "bf16" || name == "BF16") return DType::BF16;
+  if (name == "f16" || name == "F16") return DType::F16;
+  throw Error("--weights must be f32, bf16 or f16 for " + model + ", found '" + name + "'");
+}
+
 int64_t positive(const Args& args, const std::string& flag, int64_t fallback, int64_t min) {
   const int64_t v = args.get_int(flag, fallback);
   if (v < min) throw Error(flag + " must be >= " + std::to_string(min) + ", found " + std::to_string(v));

@@ -29,6 +29,9 @@ void fill_uniform(std::vector<float>& v, uint64_t seed);
 Tensor random_tensor(Shape shape, uint64_t seed);
 // args[flag] (or fallback), an error below `min`.
 int64_t positive(const Args& args, const std::string& flag, int64_t fallback, int64_t min = 1);
+// --weights f32|bf16|f16 (either case; default bf16) as the dtype random weights are rounded to; `model`
+// names the model in the error ("the VAE").
+DType float_weights_option(const Args& args, const std::string& model);
 
 // Measured peak of `unit` for the current thread count, or --peak-gflops. Warns first when the machine is
 // busy.

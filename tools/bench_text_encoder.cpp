@@ -30,16 +30,7 @@ int bench_text_encoder(const Args& args, Progress& progress, double load) {
   c.num_layers = layers;  // only the layers that run get weights
   const int64_t S = positive(args, "--tokens", 546), B = positive(args, "--batch", 1);
   const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
-  const std::string wname = args.get("--weights", "bf16");
-  DType wtype;
-  if (wname == "f32" || wname == "F32")
-    wtype = DType::F32;
-  else if (wname == "bf16" || wname == "BF16")
-    wtype = DType::BF16;
-  else if (wname == "f16" || wname == "F16")
-    wtype = DType::F16;
-  else
-    throw Error("--weights must be f32, bf16 or f16 for the text encoder, found '" + wname + "'");
+  const DType wtype = float_weights_option(args, "the text encoder");
   int64_t params = 0;
   {
     const TextEncoderConfig& cc = c;

@@ -30,16 +30,7 @@ int bench_vae(const Args& args, Progress& progress, double load) {
                 " (the VAE's scale factor), found " + std::to_string(H) + " x " + std::to_string(W));
   const int64_t h = H / f, w = W / f;
   const int reps = int(positive(args, "--reps", 3)), warmup = int(positive(args, "--warmup", 1, 0));
-  const std::string wname = args.get("--weights", "bf16");
-  DType wtype;
-  if (wname == "f32" || wname == "F32")
-    wtype = DType::F32;
-  else if (wname == "bf16" || wname == "BF16")
-    wtype = DType::BF16;
-  else if (wname == "f16" || wname == "F16")
-    wtype = DType::F16;
-  else
-    throw Error("--weights must be f32, bf16 or f16 for the VAE, found '" + wname + "'");
+  const DType wtype = float_weights_option(args, "the VAE");
   const double peak = peak_gflops(args, progress, load);
 
   progress.message("generating random " + std::string(dtype_name(wtype)) + " VAE weights");
