@@ -56,16 +56,10 @@ Compute to_compute(krea2_compute c, const char* what) {
 }
 
 krea2_options read_options(const krea2_options* options, const char* function) {
-  krea2_options o;
-  krea2_options_init(&o);
-  if (options) {
-    // A smaller struct from an older header: the fields it has, defaults for the rest.
-    if (options->struct_size < offsetof(krea2_options, threads) + sizeof(int32_t) ||
-        options->struct_size > sizeof(krea2_options))
-      throw InvalidArgument{"options.struct_size is " + std::to_string(options->struct_size) +
-                            ": initialise the options with krea2_options_init"};
-    std::memcpy(&o, options, options->struct_size);
-  }
+  krea2_options defaults;
+  krea2_options_init(&defaults);
+  const krea2_options o = read_versioned(
+      options, defaults, offsetof(krea2_options, threads) + sizeof(int32_t), "options", "krea2_options_init");
   to_compute(o.compute, "options.compute");
   to_compute(o.text_compute, "options.text_compute");
   if (o.threads < 0 || o.threads > 1024)

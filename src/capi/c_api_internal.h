@@ -1,5 +1,6 @@
 // What the C API's files share: the handle structs, the exception-to-status guard, tensor conversions.
 #pragma once
+#include <cstring>
 #include <exception>
 #include <new>
 #include <optional>
@@ -50,6 +51,21 @@ void clear_error();
 // Applies the process-wide thread count (options.threads, once set) to the calling thread: OpenMP keeps the
 // count per thread, and a caller may load on one thread and compute on another.
 void apply_threads();
+
+// A caller's versioned struct (struct_size first): `defaults` overlaid with the first struct_size bytes the
+// caller gave (a smaller struct from an older header keeps the defaults of the fields it lacks); null gives
+// the defaults. A size below `min_size` or above this header's is an invalid argument naming `what` and the
+// `init` function that fills it.
+template <class T>
+T read_versioned(const T* given, T defaults, size_t min_size, const char* what, const char* init) {
+  if (!given) return defaults;
+  if (given->struct_size < min_size || given->struct_size > sizeof(T))
+    throw InvalidArgument{std::string(what) + ".struct_size is " + std::to_string(given->struct_size) +
+                          ": initialise the " + (std::string(what) == "params" ? "parameters" : "options") +
+                          " with " + init};
+  std::memcpy(&defaults, given, given->struct_size);
+  return defaults;
+}
 
 // The options (defaults when null), checked; applies the process-wide ones (threads, ISA cap).
 krea2_options read_options(const krea2_options* options, const char* function);

@@ -8,15 +8,6 @@ using namespace krea2::capi;
 
 namespace {
 
-void copy_params(const krea2_generate_params* params, krea2_generate_params* o) {
-  krea2_generate_params_init(o);
-  require(params, "params");
-  if (params->struct_size < offsetof(krea2_generate_params, height) || params->struct_size > sizeof(*o))
-    throw InvalidArgument{"params.struct_size is " + std::to_string(params->struct_size) +
-                          ": initialise the parameters with krea2_generate_params_init"};
-  std::memcpy(o, params, params->struct_size);
-}
-
 PipelineRequest request_of(const krea2_generate_params& p) {
   PipelineRequest r;
   if (p.num_prompts == 0 && !p.prompt_embeds)
@@ -116,8 +107,11 @@ krea2_status krea2_pipeline_generate(krea2_pipeline* pipeline, const krea2_gener
   return guard("krea2_pipeline_generate", [&] {
     require(pipeline, "pipeline");
     require(outputs, "outputs");
-    krea2_generate_params p;
-    copy_params(params, &p);
+    require(params, "params");
+    krea2_generate_params defaults;
+    krea2_generate_params_init(&defaults);
+    const krea2_generate_params p = read_versioned(params, defaults, offsetof(krea2_generate_params, height),
+                                                   "params", "krea2_generate_params_init");
     PipelineRequest r = request_of(p);
     // The output sizes are known before any work: check the buffers first.
     const int64_t batch = r.prompt_embeds && !r.prompt_embeds->embeds.shape.empty()

@@ -49,14 +49,10 @@ krea2_status krea2_text_encoder_encode(const krea2_text_encoder* encoder, const 
                                        krea2_tensor* embeds, krea2_tensor* mask) {
   return guard("krea2_text_encoder_encode", [&] {
     require(encoder, "encoder");
-    krea2_encode_options o;
-    krea2_encode_options_init(&o);
-    if (options) {
-      if (options->struct_size < offsetof(krea2_encode_options, taps) || options->struct_size > sizeof(o))
-        throw InvalidArgument{"options.struct_size is " + std::to_string(options->struct_size) +
-                              ": initialise the options with krea2_encode_options_init"};
-      std::memcpy(&o, options, options->struct_size);
-    }
+    krea2_encode_options defaults;
+    krea2_encode_options_init(&defaults);
+    const krea2_encode_options o = read_versioned(options, defaults, offsetof(krea2_encode_options, taps),
+                                                  "options", "krea2_encode_options_init");
     if (count == 0) throw InvalidArgument{"count is 0: give at least one prompt"};
     require(prompts, "prompts");
     std::vector<std::string> texts;

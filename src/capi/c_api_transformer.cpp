@@ -98,14 +98,10 @@ krea2_status krea2_transformer_forward(const krea2_transformer* transformer,
   return guard("krea2_transformer_forward", [&] {
     require(transformer, "transformer");
     require(inputs, "inputs");
-    krea2_forward_options o;
-    krea2_forward_options_init(&o);
-    if (options) {
-      if (options->struct_size < sizeof(uint32_t) + sizeof(float) || options->struct_size > sizeof(o))
-        throw InvalidArgument{"options.struct_size is " + std::to_string(options->struct_size) +
-                              ": initialise the options with krea2_forward_options_init"};
-      std::memcpy(&o, options, options->struct_size);
-    }
+    krea2_forward_options defaults;
+    krea2_forward_options_init(&defaults);
+    const krea2_forward_options o = read_versioned(options, defaults, sizeof(uint32_t) + sizeof(float),
+                                                   "options", "krea2_forward_options_init");
     ForwardInputs in;
     in.hidden_states = to_tensor(inputs->hidden_states, "inputs.hidden_states");
     in.encoder_hidden_states = to_tensor(inputs->encoder_hidden_states, "inputs.encoder_hidden_states");
