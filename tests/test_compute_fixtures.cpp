@@ -17,21 +17,13 @@
 #include "io/safetensors.h"
 #include "krea2/model.h"
 #include "support/fixture_io.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 
 namespace krea2 {
 namespace {
 
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
-  ~ScopedIsa() { set_isa_cap(saved_); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-
- private:
-  Isa saved_;
-};
+using test::ScopedIsa;
 
 nlohmann::json case_json(const std::string& dir) {
   std::ifstream f(dir + "/case.json");

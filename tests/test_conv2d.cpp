@@ -11,6 +11,7 @@
 
 #include "ops/conv2d.h"
 #include "ops/conv2d_onednn.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -121,17 +122,7 @@ TEST(Conv2d, ForcedTileSizes) {
   EXPECT_EQ(conv2d_tile_rows(), 0);
 }
 
-// Sets the ISA cap for a scope and restores it.
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
-  ~ScopedIsa() { set_isa_cap(saved_); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-
- private:
-  Isa saved_;
-};
+using test::ScopedIsa;
 
 // Sets the conv blocking for a scope and restores the defaults.
 class ScopedConvBackend {

@@ -35,6 +35,7 @@
 #include "ops/gemm_kernels.h"
 #include "ops/linear.h"
 #include "ops/weight_decode.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -59,17 +60,7 @@ float round_bf16(float f) {
   return r;
 }
 
-// Sets the ISA cap for a scope and restores it.
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
-  ~ScopedIsa() { set_isa_cap(saved_); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-
- private:
-  Isa saved_;
-};
+using test::ScopedIsa;
 
 // Sets the bf16 variant's blocking for a scope and restores it.
 class ScopedBlocking {

@@ -34,6 +34,7 @@
 #include "ops/gemm_kernels.h"
 #include "ops/int8_activations.h"
 #include "ops/linear.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -46,16 +47,7 @@ double gamma_n(double n) {
   return n * kU / (1.0 - n * kU);
 }
 
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
-  ~ScopedIsa() { set_isa_cap(saved_); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-
- private:
-  Isa saved_;
-};
+using test::ScopedIsa;
 
 // Sets the int8 variant's blocking at `isa` for a scope and restores it.
 class ScopedBlocking {

@@ -25,6 +25,7 @@
 #include "ops/gemm.h"
 #include "ops/linear.h"
 #include "ops/weight_decode.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 
 namespace krea2 {
@@ -37,17 +38,7 @@ double gamma_n(double n) {
   return n * kU / (1.0 - n * kU);
 }
 
-// Sets the ISA cap for a scope and restores it.
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) : saved_(isa_cap()) { set_isa_cap(isa); }
-  ~ScopedIsa() { set_isa_cap(saved_); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-
- private:
-  Isa saved_;
-};
+using test::ScopedIsa;
 
 // Sets a variant's blocking for a scope and restores it.
 class ScopedBlocking {
