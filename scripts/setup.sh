@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev libpcre2-dev libutf8proc-dev libpng-dev libdnnl-dev
-          pybind11-dev python3-dev python3-numpy python3-pytest python3-pil)
+          ocl-icd-opencl-dev pybind11-dev python3-dev python3-numpy python3-pytest python3-pil)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
