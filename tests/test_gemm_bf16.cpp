@@ -210,38 +210,49 @@ const GemmKernels& bf16_variant(Isa isa) {
 // ---------------------------------------------------------------------------------------------------------
 // Through the driver: every bf16 variant this CPU dispatches to.
 
-class GemmBf16 : public ::testing::TestWithParam<Isa> {
+class GemmBf16 : public ::testing::TestWithParam<test::GemmVariant> {
  protected:
   void SetUp() override {
-    if (!isa_supported(GetParam()))
-      GTEST_SKIP() << "the " << isa_name(GetParam())
-                   << " bf16 GEMM variants are not tested on this machine: " << isa_missing(GetParam());
-    isa_.emplace(GetParam());
-    ASSERT_EQ(active_isa(), GetParam());
+    if (!isa_supported(isa()))
+      GTEST_SKIP() << "the " << isa_name(isa())
+                   << " bf16 GEMM variants are not tested on this machine: " << isa_missing(isa());
+    if (amx() && !cpu_features().amx_bf16)
+      GTEST_SKIP() << "the AMX bf16 GEMM variant is not tested on this machine: the CPU lacks amx_bf16 (or "
+                      "the OS does not grant the tile state)";
+    isa_.emplace(isa());
+    amx_.emplace(amx());
+    // The AMX variant is the dispatcher's own pick; the others are forced (ForceNativeBf16).
+    if (amx()) set_bf16_avx512_choice(Bf16Choice::kMeasured);
+    ASSERT_EQ(active_isa(), isa());
   }
+  void TearDown() override { set_bf16_avx512_choice(Bf16Choice::kNative); }
+  Isa isa() const { return GetParam().isa; }
+  bool amx() const { return GetParam().amx; }
   std::optional<ScopedIsa> isa_;
+  std::optional<test::ScopedAmx> amx_;
 };
 
 TEST_P(GemmBf16, VariantIsSelected) {
-  const std::string name = gemm_kernel_name(GetParam(), Compute::kBf16);
-  const bool native = GetParam() == Isa::kAvx512 && cpu_features().avx512_bf16;
+  const std::string name = gemm_kernel_name(isa(), Compute::kBf16);
+  const bool native = isa() == Isa::kAvx512 && cpu_features().avx512_bf16;
   // (native: forced for this suite, see main(); without the force the faster microkernel is kept.)
-  EXPECT_EQ(name, GetParam() == Isa::kAvx2 ? "avx2 6x16 (bf16 emulated)"
+  EXPECT_EQ(name, amx()                    ? "amx-bf16 32x32"
+                  : isa() == Isa::kAvx2 ? "avx2 6x16 (bf16 emulated)"
                   : native                 ? "avx512-bf16 12x32"
                                            : "avx512 12x32 (bf16 emulated)");
-  const GemmKernels& k = bf16_variant(GetParam());
+  const GemmKernels& k = bf16_variant(isa());
   EXPECT_EQ(k.compute, Compute::kBf16);
-  EXPECT_EQ(k.isa, GetParam());
+  EXPECT_EQ(k.isa, isa());
   EXPECT_EQ(k.depth_per_word, native ? 2 : 1);
   // The bf16 blocking is the variant's own: mc and nc round up to its MR and NR.
-  ScopedBlocking b(GetParam(), {1, 7, 1, 100});
-  const GemmBlocking got = gemm_blocking(GetParam(), Compute::kBf16);
+  ScopedBlocking b(isa(), {1, 7, 1, 100});
+  const GemmBlocking got = gemm_blocking(isa(), Compute::kBf16);
   EXPECT_EQ(got.mc, k.mr);
   EXPECT_EQ(got.nc, k.nr);
   EXPECT_EQ(got.kc, 7);
-  EXPECT_NE(gemm_blocking(GetParam(), Compute::kF32).kc, 7);
-  EXPECT_EQ(gemm_microkernel_flops(GetParam(), Compute::kBf16), 2 * k.mr * k.nr * kGemmMicrokernelDepth);
-  gemm_microkernel_repeat(3, GetParam(), Compute::kBf16);  // runs on the zero panels
+  EXPECT_NE(gemm_blocking(isa(), Compute::kF32).kc, 7);
+  EXPECT_EQ(gemm_microkernel_flops(isa(), Compute::kBf16), 2 * k.mr * k.nr * kGemmMicrokernelDepth);
+  gemm_microkernel_repeat(3, isa(), Compute::kBf16);  // runs on the zero panels
 }
 
 // Every storage over the edge shapes, default blocking, overwrite and accumulate.
@@ -264,7 +275,7 @@ TEST_P(GemmBf16, EveryStorageAndEdgeShape) {
 TEST_P(GemmBf16, SmallBlocking) {
   for (const GemmBlocking& b : {GemmBlocking{24, 40, 64, int64_t(1) << 20}, GemmBlocking{36, 7, 96, 1 << 20},
                                 GemmBlocking{12, 1, 32, 1 << 20}}) {
-    ScopedBlocking scoped(GetParam(), b);
+    ScopedBlocking scoped(isa(), b);
     SCOPED_TRACE("kc=" + std::to_string(b.kc));
     uint64_t seed = 100;
     for (const Storage& s : kStorages) {
@@ -278,9 +289,9 @@ TEST_P(GemmBf16, SmallBlocking) {
 
 // Large enough products for the whole team (column chunks, rows split for narrow N), and row phases.
 TEST_P(GemmBf16, ThreadsAndRowPhases) {
-  const GemmBlocking d = gemm_blocking(GetParam(), Compute::kBf16);
+  const GemmBlocking d = gemm_blocking(isa(), Compute::kBf16);
   for (int64_t limit : {int64_t(24) << 20, int64_t(50 * 300)}) {
-    ScopedBlocking scoped(GetParam(), {d.mc, d.kc, d.nc, limit});
+    ScopedBlocking scoped(isa(), {d.mc, d.kc, d.nc, limit});
     SCOPED_TRACE("pack_limit=" + std::to_string(limit));
     for (int threads : {1, 2}) {
       SCOPED_TRACE("threads=" + std::to_string(threads));
@@ -380,9 +391,9 @@ TEST_P(GemmBf16, BoundSeparatesRoundedInputs) {
 // avx2 caps reach one each on a CPU with AVX512_BF16. Each lies within the bound of the reference, so they
 // lie within twice the bound of each other.
 TEST_P(GemmBf16, NativeAgreesWithEmulated) {
-  if (GetParam() != Isa::kAvx512 || !cpu_features().avx512_bf16)
+  if (isa() != Isa::kAvx512 || !cpu_features().avx512_bf16)
     GTEST_SKIP() << "needs the native variant: "
-                 << (GetParam() != Isa::kAvx512 ? "run at the avx512 level" : "the CPU lacks avx512_bf16");
+                 << (isa() != Isa::kAvx512 ? "run at the avx512 level" : "the CPU lacks avx512_bf16");
   const GemmComputeScope bf16(Compute::kBf16);
   const int64_t M = 97, N = 150, K = 1037;
   const std::vector<float> x = test::random_floats(size_t(M * K), 40);
@@ -409,23 +420,24 @@ TEST_P(GemmBf16, NativeAgreesWithEmulated) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, GemmBf16, ::testing::ValuesIn(kIsaLevels),
-                         [](const ::testing::TestParamInfo<Isa>& info) {
-                           return std::string(isa_name(info.param));
+INSTANTIATE_TEST_SUITE_P(Variants, GemmBf16, ::testing::ValuesIn(test::kGemmVariants),
+                         [](const ::testing::TestParamInfo<test::GemmVariant>& info) {
+                           return test::variant_name(info.param);
                          });
 
 // ---------------------------------------------------------------------------------------------------------
 // Through the tables: all three bf16 variants, whichever the dispatcher picks, with their own packers and
 // kernel (the driver's edge handling redone here: full tiles into a local buffer, valid part copied).
 
-enum class Table { kAvx2, kAvx512, kAvx512Bf16 };
+enum class Table { kAvx2, kAvx512, kAvx512Bf16, kAmx };
 struct TableCase {
   Table table;
   const char* name;
 };
 const TableCase kTables[] = {{Table::kAvx2, "avx2_emulated"},
                              {Table::kAvx512, "avx512_emulated"},
-                             {Table::kAvx512Bf16, "avx512_bf16"}};
+                             {Table::kAvx512Bf16, "avx512_bf16"},
+                             {Table::kAmx, "amx_bf16"}};
 
 const GemmKernels& table_of(Table t) {
   switch (t) {
@@ -434,9 +446,11 @@ const GemmKernels& table_of(Table t) {
     case Table::kAvx512:
       return kGemmKernelsBf16Avx512;
     case Table::kAvx512Bf16:
+      return kGemmKernelsBf16Avx512Bf16;
+    case Table::kAmx:
       break;
   }
-  return kGemmKernelsBf16Avx512Bf16;
+  return kGemmKernelsBf16Amx;
 }
 
 // A 64-byte aligned float buffer.
@@ -487,6 +501,10 @@ class GemmBf16Table : public ::testing::TestWithParam<TableCase> {
       GTEST_SKIP() << GetParam().name << " is not tested on this machine: " << isa_missing(Isa::kAvx512);
     if (t == Table::kAvx512Bf16 && !cpu_features().avx512_bf16)
       GTEST_SKIP() << GetParam().name << " is not tested on this machine: the CPU lacks avx512_bf16";
+    if (t == Table::kAmx && !cpu_features().amx_bf16)
+      GTEST_SKIP() << GetParam().name
+                   << " is not tested on this machine: the CPU lacks amx_bf16 (or the OS does not grant the "
+                      "tile state)";
   }
   const GemmKernels& k() const { return table_of(GetParam().table); }
 };
@@ -496,10 +514,17 @@ class GemmBf16Table : public ::testing::TestWithParam<TableCase> {
 TEST_P(GemmBf16Table, Fields) {
   const GemmKernels& t = k();
   EXPECT_EQ(t.compute, Compute::kBf16);
-  EXPECT_EQ(t.a_extra, 0);
-  EXPECT_EQ(t.b_extra, 0);
   EXPECT_EQ(t.pack_b_i8, nullptr);
   EXPECT_LE(t.mr * t.nr, kGemmMaxTile);
+  if (GetParam().table == Table::kAmx) {  // room to pad the depths to a whole tile row (32)
+    EXPECT_EQ(t.isa, Isa::kAvx512);
+    EXPECT_EQ(t.depth_per_word, 2);
+    EXPECT_EQ(t.a_extra, t.mr * 16);
+    EXPECT_EQ(t.b_extra, t.nr * 16);
+    return;
+  }
+  EXPECT_EQ(t.a_extra, 0);
+  EXPECT_EQ(t.b_extra, 0);
   if (GetParam().table == Table::kAvx512Bf16) {
     EXPECT_EQ(t.isa, Isa::kAvx512);
     EXPECT_EQ(t.depth_per_word, 2);
@@ -587,6 +612,7 @@ TEST_P(GemmBf16Table, AgreesWithTheOtherTables) {
       if (other.table == GetParam().table) continue;
       if (other.table != Table::kAvx2 && !isa_supported(Isa::kAvx512)) continue;
       if (other.table == Table::kAvx512Bf16 && !cpu_features().avx512_bf16) continue;
+      if (other.table == Table::kAmx && !cpu_features().amx_bf16) continue;
       SCOPED_TRACE(std::string(s.name) + " against " + other.name);
       std::vector<float> theirs(size_t(M * N));
       table_product(table_of(other.table), x.data(), M, K, tw.w, 0, K, theirs.data(), N, false);

@@ -233,19 +233,23 @@ int64_t check_int8(const std::vector<float>& x, int64_t M, int64_t ldx, const I8
   return bad;
 }
 
-class GemmInt8 : public ::testing::TestWithParam<Isa> {
+class GemmInt8 : public ::testing::TestWithParam<test::GemmVariant> {
  protected:
   void SetUp() override {
-    if (!isa_supported(GetParam()))
-      GTEST_SKIP() << "the " << isa_name(GetParam())
-                   << " int8 GEMM variant is not tested on this machine: " << isa_missing(GetParam());
-    if (GetParam() == Isa::kAvx512 && !cpu_features().avx512_vnni)
+    if (!isa_supported(isa()))
+      GTEST_SKIP() << "the " << isa_name(isa())
+                   << " int8 GEMM variant is not tested on this machine: " << isa_missing(isa());
+    if (amx() && !cpu_features().amx_int8)
+      GTEST_SKIP() << "the AMX int8 GEMM variant is not tested on this machine: the CPU lacks amx_int8 (or "
+                      "the OS does not grant the tile state)";
+    if (!amx() && isa() == Isa::kAvx512 && !cpu_features().avx512_vnni)
       GTEST_SKIP() << "the avx512 int8 GEMM variant is not tested on this machine: the CPU lacks avx512_vnni";
-    isa_.emplace(GetParam());
+    isa_.emplace(isa());
+    amx_.emplace(amx());
     compute_.emplace(Compute::kInt8);
-    ASSERT_EQ(active_isa(), GetParam());
+    ASSERT_EQ(active_isa(), isa());
   }
-  int64_t kc(int64_t K) const { return std::min(gemm_blocking(GetParam(), Compute::kInt8).kc, K); }
+  int64_t kc(int64_t K) const { return std::min(gemm_blocking(isa(), Compute::kInt8).kc, K); }
 
   // One gemm_xwt call on a fresh weight; false on a mismatch.
   bool check_case(int64_t M, int64_t N, int64_t K, bool accumulate, uint64_t seed, int64_t group = 0) {
@@ -264,20 +268,23 @@ class GemmInt8 : public ::testing::TestWithParam<Isa> {
     return check_int8(x, M, ldx, wt, y, y0, ldy, accumulate, kc(K)) == 0;
   }
 
+  Isa isa() const { return GetParam().isa; }
+  bool amx() const { return GetParam().amx; }
   std::optional<ScopedIsa> isa_;
+  std::optional<test::ScopedAmx> amx_;
   std::optional<GemmComputeScope> compute_;
 };
 
 TEST_P(GemmInt8, VariantIsSelected) {
-  const std::string name = gemm_kernel_name(GetParam(), Compute::kInt8);
+  const std::string name = gemm_kernel_name(isa(), Compute::kInt8);
   EXPECT_NE(name.find("int8"), std::string::npos) << name;
-  EXPECT_EQ(name.rfind(isa_name(GetParam()), 0), 0u) << name;
-  if (GetParam() == Isa::kAvx2) {
+  EXPECT_EQ(name.rfind(amx() ? "amx" : isa_name(isa()), 0), 0u) << name;
+  if (isa() == Isa::kAvx2) {
     EXPECT_EQ(name.find("vnni") != std::string::npos, cpu_features().avx_vnni) << name;
   }
   EXPECT_EQ(gemm_compute(), Compute::kInt8);
-  EXPECT_GT(gemm_microkernel_flops(GetParam(), Compute::kInt8), 0);
-  gemm_microkernel_repeat(3, GetParam(), Compute::kInt8);  // zero-filled panels: must run cleanly
+  EXPECT_GT(gemm_microkernel_flops(isa(), Compute::kInt8), 0);
+  gemm_microkernel_repeat(3, isa(), Compute::kInt8);  // zero-filled panels: must run cleanly
 }
 
 // Edge shapes of every register block (M < MR, M % MR, N < NR, N % NR, K % 4, K past one KC block at the
@@ -312,7 +319,7 @@ TEST_P(GemmInt8, SmallBlocking) {
   for (const GemmBlocking& b : {GemmBlocking{24, 40, 64, int64_t(1) << 20}, GemmBlocking{12, 1, 32, 1 << 20},
                                 GemmBlocking{12, 6, 32, 1 << 20}, GemmBlocking{36, 67, 96, 1 << 20},
                                 GemmBlocking{12, 256, 32, 2000}}) {
-    ScopedBlocking scoped(GetParam(), b);
+    ScopedBlocking scoped(isa(), b);
     SCOPED_TRACE("kc=" + std::to_string(b.kc) + " pack_limit=" + std::to_string(b.pack_limit));
     uint64_t seed = 100;
     for (int64_t K : {7, 129, 300}) {
@@ -328,7 +335,7 @@ TEST_P(GemmInt8, SmallBlocking) {
 // |sum| < 2^24: every output is the exact integer dot product.
 TEST_P(GemmInt8, ExactIntegerProducts) {
   const int64_t M = 29, N = 45, K = 1000;  // |sum| <= 1000 * 127^2 < 2^24
-  ScopedBlocking scoped(GetParam(), {48, K, 64, int64_t(1) << 20});
+  ScopedBlocking scoped(isa(), {48, K, 64, int64_t(1) << 20});
   const std::vector<int8_t> xc = random_codes(size_t(M * K), 5);
   std::vector<float> x(xc.begin(), xc.end());
   for (int64_t m = 0; m < M; ++m) x[size_t(m * K + m)] = m % 2 ? 127.0f : -127.0f;  // scale exactly 1
@@ -354,7 +361,7 @@ TEST_P(GemmInt8, ExactIntegerProducts) {
 // the VNNI kernels, 16384 * 255 * 127 before the correction) must neither saturate nor wrap.
 TEST_P(GemmInt8, ExtremeCodesDoNotSaturate) {
   const int64_t M = 14, N = 34, K = 16384;
-  ScopedBlocking scoped(GetParam(), {48, K, 64, int64_t(1) << 24});
+  ScopedBlocking scoped(isa(), {48, K, 64, int64_t(1) << 24});
   std::vector<float> x(size_t(M * K));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k) {
@@ -379,9 +386,9 @@ TEST_P(GemmInt8, ExtremeCodesDoNotSaturate) {
 
 // Large enough products for the whole team (column chunks, rows split for narrow N), and row phases.
 TEST_P(GemmInt8, ThreadsAndRowPhases) {
-  const GemmBlocking d = gemm_blocking(GetParam(), Compute::kInt8);
+  const GemmBlocking d = gemm_blocking(isa(), Compute::kInt8);
   for (int64_t limit : {d.pack_limit, int64_t(50 * 300)}) {
-    ScopedBlocking scoped(GetParam(), {d.mc, d.kc, d.nc, limit});
+    ScopedBlocking scoped(isa(), {d.mc, d.kc, d.nc, limit});
     SCOPED_TRACE("pack_limit=" + std::to_string(limit));
     for (int threads : {1, 2}) {
       SCOPED_TRACE("threads=" + std::to_string(threads));
@@ -458,6 +465,9 @@ TEST(GemmInt8Variants, AgreeBitForBit) {
   const int64_t M = 61, N = 99, K = 777;
   const std::vector<float> x = test::random_floats(size_t(M * K), 40);
   const I8Weight wt(N, K, 41, 0);
+  for (bool amx : {false, true}) {
+  if (amx && !cpu_features().amx_int8) continue;
+  const test::ScopedAmx amx_scope(amx);
   for (int64_t kc : {int64_t(100), int64_t(1024)}) {
     ScopedBlocking native(Isa::kAvx512, {36, kc, 64, int64_t(1) << 20});
     ScopedBlocking avx2(Isa::kAvx2, {36, kc, 64, int64_t(1) << 20});
@@ -473,11 +483,12 @@ TEST(GemmInt8Variants, AgreeBitForBit) {
           << gemm_kernel_name(Isa::kAvx2, Compute::kInt8) << " kc=" << kc << (acc ? " accumulate" : "");
     }
   }
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, GemmInt8, ::testing::ValuesIn(kIsaLevels),
-                         [](const ::testing::TestParamInfo<Isa>& info) {
-                           return std::string(isa_name(info.param));
+INSTANTIATE_TEST_SUITE_P(Variants, GemmInt8, ::testing::ValuesIn(test::kGemmVariants),
+                         [](const ::testing::TestParamInfo<test::GemmVariant>& info) {
+                           return test::variant_name(info.param);
                          });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -496,6 +507,8 @@ const Table kTables[] = {
      [] { return isa_supported(Isa::kAvx2) && cpu_features().avx_vnni; }},
     {&kGemmKernelsInt8Avx512Vnni, "avx512_vnni",
      [] { return isa_supported(Isa::kAvx512) && cpu_features().avx512_vnni; }},
+    {&kGemmKernelsInt8Amx, "amx_int8",
+     [] { return isa_supported(Isa::kAvx512) && cpu_features().amx_int8; }},
 };
 
 void PrintTo(const Table& t, std::ostream* os) {

@@ -1,6 +1,8 @@
 #include "cpu/cpu_features.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +35,18 @@ uint64_t xcr0() {
   return (uint64_t(hi) << 32) | lo;
 }
 
+// Linux (5.16 and later) lets a process use the AMX tile data state only after asking for it; the answer
+// covers every thread of the process. Anything else (older kernels, seccomp) refuses, and AMX stays unused.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr unsigned long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
   const unsigned max_leaf = __get_cpuid_max(0, nullptr);
@@ -52,6 +66,13 @@ CpuFeatures detect() {
   f.avx512bw = f.avx512f && bit(l7.b, 30);
   f.avx512vl = f.avx512f && bit(l7.b, 31);
   f.avx512_vnni = f.avx512f && bit(l7.c, 11);
+  // AMX: the tile bits (EDX 24, 22, 25), XCR0's XTILECFG + XTILEDATA state (bits 17, 18), the permission.
+  // Our AMX kernels are AVX-512 code around the tile instructions, so they need the zmm state too.
+  if (f.avx512f && bit(l7.d, 24) && (xcr & 0x60000) == 0x60000 && request_amx_permission()) {
+    f.amx_tile = true;
+    f.amx_bf16 = bit(l7.d, 22);
+    f.amx_int8 = bit(l7.d, 25);
+  }
   if (l7.a >= 1) {  // sub-leaf 1 exists
     const Regs l71 = cpuid(7, 1);
     f.avx_vnni = f.os_ymm && bit(l71.a, 4);
@@ -63,6 +84,10 @@ CpuFeatures detect() {
 // Whether the CPU has the instruction bits whatever the OS enables (to say why a feature is missing).
 bool cpu_has_avx512f_bit() {
   return __get_cpuid_max(0, nullptr) >= 7 && bit(cpuid(7, 0).b, 16);
+}
+
+bool cpu_has_amx_bit() {
+  return __get_cpuid_max(0, nullptr) >= 7 && bit(cpuid(7, 0).d, 24);
 }
 
 std::optional<Isa> env_cap() {
@@ -126,7 +151,10 @@ std::vector<std::string> cpu_feature_names() {
                                                 {f.avx512dq, "avx512dq"},
                                                 {f.avx512_bf16, "avx512_bf16"},
                                                 {f.avx512_vnni, "avx512_vnni"},
-                                                {f.avx_vnni, "avx_vnni"}};
+                                                {f.avx_vnni, "avx_vnni"},
+                                                {f.amx_tile, "amx_tile"},
+                                                {f.amx_bf16, "amx_bf16"},
+                                                {f.amx_int8, "amx_int8"}};
   std::vector<std::string> found;
   for (const auto& [has, name] : names)
     if (has) found.emplace_back(name);
@@ -139,6 +167,8 @@ std::string cpu_features_string() {
   if (s.empty()) s = "none of avx2 fma f16c avx512*";
   if (!cpu_features().os_zmm && cpu_has_avx512f_bit())
     s += " (AVX-512 present, but the OS does not enable its state)";
+  if (!cpu_features().amx_tile && cpu_has_amx_bit())
+    s += " (AMX present, but the OS does not enable or grant its tile state)";
   return s;
 }
 

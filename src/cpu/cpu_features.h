@@ -17,6 +17,9 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;  // with zmm + opmask state
   bool avx512_bf16 = false, avx512_vnni = false;
   bool avx_vnni = false;
+  // AMX tiles (Sapphire Rapids and later): the CPU bits, the OS saving the tile state (XCR0) and Linux
+  // granting this process its use (arch_prctl ARCH_REQ_XCOMP_PERM, asked once at detection).
+  bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
   bool os_ymm = false;  // XCR0 has SSE + AVX state
   bool os_zmm = false;  // XCR0 also has opmask + ZMM_Hi256 + Hi16_ZMM state
 };

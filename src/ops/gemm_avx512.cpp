@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "ops/gemm_kernels.h"
+#include "ops/pack_avx512.h"
 
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__)
 #error "gemm_avx512.cpp needs -mavx512f -mavx512bw -mavx512vl (set for *_avx512.cpp by CMakeLists.txt)"
@@ -121,39 +122,6 @@ void kernel_12x32(int64_t kc, const float* __restrict a, const float* __restrict
 // Packing (GemmPackA / GemmPackB): 16 rows x 16 depths at a time, transposed in registers. Rows past the
 // valid ones are zero and depths past kc are masked off the loads, so edges take the same path.
 
-// In-register 16x16 transpose: on return r[j] holds column j of the input rows r[0..16).
-inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // Within each 128-bit lane L, s[4g + c] now holds rows 4g..4g+3 of column 4L + c.
-  __m512 s[16];
-  for (int g = 0; g < 16; g += 4) {
-    s[g + 0] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    s[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-    s[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    s[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  // Gather lane L of the four row groups: column 4L + c.
-  for (int c = 0; c < 4; ++c) {
-    const __m512 u0 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x44);
-    const __m512 u1 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xEE);
-    const __m512 u2 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x44);
-    const __m512 u3 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-    r[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-  }
-}
-
-// First n lanes of 16.
-inline __mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-}
-
 // Up to 16 consecutive weight elements as float32 (lanes past `lanes` zero; unaligned: weights come from an
 // mmap). Masked lanes are never read, so a load at the end of the weight cannot fault.
 template <DType kType>
@@ -176,12 +144,12 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
     const float* src = x + (m0 + p) * ldx + k0;
     for (int64_t k = 0; k < kc; k += 16) {
       const int64_t depth = kc - k < 16 ? kc - k : 16;
-      const __mmask16 lanes = first_lanes(depth);
+      const __mmask16 lanes = first_lanes16(depth);
       __m512 r[16];
       for (int64_t i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(lanes, src + i * ldx + k) : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int64_t j = 0; j < depth; ++j) _mm512_mask_storeu_ps(out + (k + j) * kMR, first_lanes(kMR), r[j]);
+      for (int64_t j = 0; j < depth; ++j) _mm512_mask_storeu_ps(out + (k + j) * kMR, first_lanes16(kMR), r[j]);
     }
   }
 }
@@ -195,7 +163,7 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
       const unsigned char* src = w + ((n0 + q + g) * K + k0) * es;
       for (int64_t k = 0; k < kc; k += 16) {
         const int64_t depth = kc - k < 16 ? kc - k : 16;
-        const __mmask16 lanes = first_lanes(depth);
+        const __mmask16 lanes = first_lanes16(depth);
         __m512 r[16];
         for (int64_t j = 0; j < 16; ++j)
           r[j] = j < cols ? load16_weights<kType>(src + (j * K + k) * es, lanes) : _mm512_setzero_ps();

@@ -92,6 +92,17 @@ extern const GemmKernels kGemmKernelsBf16Avx512;
 extern const GemmKernels kGemmKernelsInt8Avx512Vnni;
 extern const GemmKernels kGemmKernelsInt8AvxVnni;
 extern const GemmKernels kGemmKernelsInt8Avx2;
+// AMX tiles (tdpbf16ps, tdpbssd) for bf16 and int8 at the avx512 level, on CPUs with AMX-BF16 / AMX-INT8
+// whose tile state Linux granted (cpu_features().amx_*)
+extern const GemmKernels kGemmKernelsBf16Amx;
+extern const GemmKernels kGemmKernelsInt8Amx;
+
+// Whether the bf16 and int8 modes may use AMX where the CPU has it: initially only with KREA2_AMX=1 (or on),
+// read once (opt-in until the kernels have run on AMX hardware: gemm_dispatch.cpp); set_amx_allowed replaces
+// that (tests, benchmarks). With AMX allowed and present, bf16 at avx512 takes AMX unless a Bf16Choice forces
+// native / emulated.
+bool amx_allowed();
+void set_amx_allowed(bool allowed);
 
 // bf16 at the AVX-512 level with AVX512_BF16: vdpbf16ps or the float32 kernel on rounded operands, whichever
 // microkernel measured faster at first use (gemm_dispatch.cpp; KREA2_BF16_KERNEL=native|emulated fixes it),

@@ -17,3 +17,35 @@ class ScopedIsa {
 };
 
 }  // namespace krea2::test
+
+#include <string>
+
+#include "ops/gemm_kernels.h"
+
+namespace krea2::test {
+
+// Allows or forbids AMX (set_amx_allowed) for a scope and restores the previous setting.
+class ScopedAmx {
+ public:
+  explicit ScopedAmx(bool allowed) : saved_(amx_allowed()) { set_amx_allowed(allowed); }
+  ~ScopedAmx() { set_amx_allowed(saved_); }
+  ScopedAmx(const ScopedAmx&) = delete;
+  ScopedAmx& operator=(const ScopedAmx&) = delete;
+
+ private:
+  bool saved_;
+};
+
+// The GEMM variants a compute mode dispatches to, as driver-level tests run them: each ISA level with AMX
+// forbidden, and the avx512 level with AMX (bf16 / int8 on CPUs with AMX tiles).
+struct GemmVariant {
+  Isa isa;
+  bool amx;
+};
+inline constexpr GemmVariant kGemmVariants[] = {{Isa::kAvx2, false}, {Isa::kAvx512, false}, {Isa::kAvx512, true}};
+
+inline std::string variant_name(const GemmVariant& v) {
+  return std::string(isa_name(v.isa)) + (v.amx ? "_amx" : "");
+}
+
+}  // namespace krea2::test
