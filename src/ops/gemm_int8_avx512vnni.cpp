@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "ops/gemm_kernels.h"
+#include "ops/pack_avx512.h"
 
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VNNI__)
 #error "gemm_int8_avx512vnni.cpp needs -mavx512f -mavx512bw -mavx512vnni (set by CMakeLists.txt)"
@@ -118,42 +119,6 @@ __attribute__((optimize("fp-contract=off"))) void kernel(int64_t kc, const float
 // Packing: 16 rows x 64 depths (16 words of 4 bytes) at a time, the words transposed in registers. Rows
 // past the valid ones are zero and depths past kc are masked off the loads, so edges take the same path.
 
-// In-register 16x16 transpose of 32-bit words: on return r[j] holds word j of the input rows r[0..16).
-void transpose16x16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // Within each 128-bit lane L, s[4g + c] now holds rows 4g..4g+3 of word 4L + c.
-  __m512i s[16];
-  for (int g = 0; g < 16; g += 4) {
-    s[g + 0] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
-    s[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
-    s[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
-    s[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  // Gather lane L of the four row groups: word 4L + c.
-  for (int c = 0; c < 4; ++c) {
-    const __m512i u0 = _mm512_shuffle_i32x4(s[c], s[4 + c], 0x44);
-    const __m512i u1 = _mm512_shuffle_i32x4(s[c], s[4 + c], 0xEE);
-    const __m512i u2 = _mm512_shuffle_i32x4(s[8 + c], s[12 + c], 0x44);
-    const __m512i u3 = _mm512_shuffle_i32x4(s[8 + c], s[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_i32x4(u0, u2, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(u0, u2, 0xDD);
-    r[8 + c] = _mm512_shuffle_i32x4(u1, u3, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(u1, u3, 0xDD);
-  }
-}
-
-// First n of 64 bytes / 16 lanes.
-__mmask64 first_bytes(int64_t n) {
-  return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
-}
-__mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
 // x codes + 128 as u8 (XOR 0x80 flips a two's-complement byte into its offset-binary value), then the row
 // scales. Writes nothing past its panels.
 void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out_words) {
@@ -164,14 +129,14 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
     const int64_t rows = mc - p < kMR ? mc - p : kMR;
     const int8_t* src = lhs.q + (m0 + p) * lhs.ld + k0;
     for (int64_t k = 0; k < kc; k += 64) {
-      const __mmask64 depths = first_bytes(kc - k);
+      const __mmask64 depths = first_bytes64(kc - k);
       __m512i r[16];
       for (int64_t i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_epi8(depths, src + i * lhs.ld + k) : _mm512_setzero_si512();
       transpose16x16(r);
       const int64_t chunk_words = (kc - k + 3) / 4 < 16 ? (kc - k + 3) / 4 : 16;
       for (int64_t j = 0; j < chunk_words; ++j)
-        _mm512_mask_storeu_epi32(out + (k / 4 + j) * kMR, first_lanes(kMR), _mm512_xor_si512(r[j], offset));
+        _mm512_mask_storeu_epi32(out + (k / 4 + j) * kMR, first_lanes16(kMR), _mm512_xor_si512(r[j], offset));
     }
     float* scales = reinterpret_cast<float*>(out + words * kMR);
     for (int64_t i = 0; i < kMR; ++i) scales[i] = i < rows ? lhs.q_scale[m0 + p + i] : 0.0f;
@@ -190,7 +155,7 @@ void pack_b_i8(const int8_t* w, const float* row_scale, int64_t K, int64_t n0, i
       const int8_t* src = w + (n0 + q + g) * K + k0;
       __m512i corr = _mm512_setzero_si512();
       for (int64_t k = 0; k < kc; k += 64) {
-        const __mmask64 depths = first_bytes(kc - k);
+        const __mmask64 depths = first_bytes64(kc - k);
         __m512i r[16];
         for (int64_t j = 0; j < 16; ++j)
           r[j] = j < cols ? _mm512_maskz_loadu_epi8(depths, src + j * K + k) : _mm512_setzero_si512();
@@ -201,7 +166,7 @@ void pack_b_i8(const int8_t* w, const float* row_scale, int64_t K, int64_t n0, i
           corr = _mm512_dpbusd_epi32(corr, u8_128, r[j]);
         }
       }
-      const __mmask16 valid = first_lanes(cols);
+      const __mmask16 valid = first_lanes16(cols);
       _mm512_store_ps(out + words * kNR + g, _mm512_maskz_loadu_ps(valid, row_scale + n0 + q + g));
       _mm512_store_si512(out + words * kNR + kNR + g, corr);
     }

@@ -51,6 +51,14 @@ inline void transpose16x16(__m512 r[16]) {
   }
 }
 
+// The same on integer words (int8 codes in fours): the casts move no bits.
+inline void transpose16x16(__m512i r[16]) {
+  __m512 f[16];
+  for (int i = 0; i < 16; ++i) f[i] = _mm512_castsi512_ps(r[i]);
+  transpose16x16(f);
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_castps_si512(f[i]);
+}
+
 // First n lanes of 16 / 32 and first n bytes of 64 (none for n <= 0).
 inline __mmask16 first_lanes16(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);

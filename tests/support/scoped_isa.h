@@ -18,6 +18,7 @@ class ScopedIsa {
 
 }  // namespace krea2::test
 
+#include <ostream>
 #include <string>
 
 #include "ops/gemm_kernels.h"
@@ -46,6 +47,9 @@ inline constexpr GemmVariant kGemmVariants[] = {{Isa::kAvx2, false}, {Isa::kAvx5
 
 inline std::string variant_name(const GemmVariant& v) {
   return std::string(isa_name(v.isa)) + (v.amx ? "_amx" : "");
+}
+inline void PrintTo(const GemmVariant& v, std::ostream* os) {
+  *os << variant_name(v);
 }
 
 }  // namespace krea2::test
