@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "ops/row_kernels.h"
+#include "support/scoped_isa.h"
 #include "support/test_util.h"
 #include "tensor/convert.h"
 
@@ -250,6 +253,20 @@ TEST(Linear, ZeroInnerDimensionGivesBias) {
   }
 }
 
+// The element-wise passes run through the ISA's row kernels (ops/row_kernels.h): their tests below
+// (TEST_P(ElementwiseIsa, ...)) run at every level this CPU supports, the others are skipped with the reason.
+class ElementwiseIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(GetParam()))
+      GTEST_SKIP() << "the " << isa_name(GetParam())
+                   << " element-wise row kernels are not tested on this machine: " << isa_missing(GetParam());
+    isa_.emplace(GetParam());
+    ASSERT_STREQ(row_kernels().name, isa_name(GetParam()));
+  }
+  std::optional<test::ScopedIsa> isa_;
+};
+
 // ---- rms_norm
 // -------------------------------------------------------------------------------------------------
 
@@ -315,7 +332,7 @@ void check_rms_norm(int64_t rows, int64_t dim, bool modulated, bool in_place, do
   }
 }
 
-TEST(RmsNorm, MatchesReference) {
+TEST_P(ElementwiseIsa, RmsNormMatchesReference) {
   uint64_t seed = 1;
   for (int64_t dim : {1, 7, 64, 3072})
     for (int64_t rows : {3, 8})  // 8 x 3072 takes the parallel path (>= 16384 elements)
@@ -325,7 +342,35 @@ TEST(RmsNorm, MatchesReference) {
             check_rms_norm(rows, dim, modulated, in_place, magnitude, seed++);
 }
 
-TEST(RmsNorm, ZeroRowIsFinite) {
+// rms_norm_plain, weight * (x / rms(x)) (the text encoder's norm): the bound above, with one rounding fewer.
+TEST_P(ElementwiseIsa, RmsNormPlainMatchesReference) {
+  uint64_t seed = 50;
+  for (int64_t dim : {1, 7, 64, 128, 2560}) {
+    for (int64_t rows : {3, 8}) {  // 8 x 2560 takes the parallel path (>= 16384 elements)
+      SCOPED_TRACE("rows=" + std::to_string(rows) + " dim=" + std::to_string(dim));
+      const int64_t ldx = dim + 3, ldo = dim + 5;
+      const float eps = 1e-6f;
+      const std::vector<float> x = test::random_floats(size_t(rows * ldx), seed++);
+      const std::vector<float> w = test::random_floats(size_t(dim), seed++, 2.0f);
+      std::vector<float> got(size_t(rows * ldo), kYPad), want(size_t(rows * ldo), kYPad);
+      rms_norm_plain(x.data(), rows, dim, ldx, w.data(), eps, got.data(), ldo);
+      rms_norm_plain_reference(x.data(), rows, dim, ldx, w.data(), eps, want.data(), ldo);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < ldo; ++i) {
+          const float g = got[size_t(r * ldo + i)], v = want[size_t(r * ldo + i)];
+          if (i >= dim) {
+            ASSERT_EQ(g, kYPad) << "padding of row " << r << " written";
+            continue;
+          }
+          const double tol = (double(dim) / 2 + 8) * kU * std::fabs(double(v)) + 1e-38;
+          ASSERT_LE(std::fabs(double(g) - double(v)), tol) << r << " " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(ElementwiseIsa, RmsNormZeroRowIsFinite) {
   std::vector<float> x(64, 0.0f), w(64, 0.3f), out(64, kNaN);
   rms_norm(x.data(), 1, 64, 64, w.data(), 1e-5f, out.data(), 64);
   for (float v : out) EXPECT_EQ(v, 0.0f);
@@ -333,7 +378,7 @@ TEST(RmsNorm, ZeroRowIsFinite) {
   for (float v : x) EXPECT_EQ(v, 0.0f);
 }
 
-TEST(RmsNorm, ConstantRowIsOnePlusWeight) {
+TEST_P(ElementwiseIsa, RmsNormConstantRowIsOnePlusWeight) {
   // x = c everywhere: mean(x^2) = c^2, so out = c / sqrt(c^2 + eps) * (1 + w); with c = 4 that is 4/sqrt(16 +
   // eps).
   std::vector<float> x(100, 4.0f), w = test::random_floats(100, 3, 0.5f), out(100);
@@ -440,7 +485,7 @@ void check_rope(const std::vector<int>& axes, double theta, int64_t rows, int64_
   }
 }
 
-TEST(Rope, MatchesReference) {
+TEST_P(ElementwiseIsa, RopeMatchesReference) {
   uint64_t seed = 11;
   for (double theta : {1000.0, 10000.0}) {
     check_rope({4, 2, 2}, theta, 7, 4, seed++);
@@ -449,7 +494,7 @@ TEST(Rope, MatchesReference) {
   }
 }
 
-TEST(Rope, ZeroAxis) {
+TEST_P(ElementwiseIsa, RopeZeroAxis) {
   // Config validation accepts a 0-dim axis (even, >= 0); that axis then contributes no angle.
   ASSERT_TRUE(axes_valid({0, 8, 8}));
   for (double theta : {1000.0, 10000.0}) check_rope({0, 8, 8}, theta, 9, 2, 77);
@@ -462,7 +507,7 @@ TEST(Rope, ZeroAxis) {
   EXPECT_EQ(a.sin, b.sin);
 }
 
-TEST(Rope, PositionZeroIsIdentity) {
+TEST_P(ElementwiseIsa, RopePositionZeroIsIdentity) {
   std::vector<float> pos(3 * 4, 0.0f);
   RopeTable t = make_rope_table(pos.data(), 4, axes_of(Config{}), 1000.0);
   std::vector<float> x = test::random_floats(4 * 256, 3), y = x;
@@ -519,7 +564,7 @@ void check_head_norm_rope(const std::vector<int>& axes, int64_t rows, int64_t he
   EXPECT_EQ(bad, 0);
 }
 
-TEST(HeadNormRope, MatchesNormThenRopeReferences) {
+TEST_P(ElementwiseIsa, HeadNormRopeMatchesNormThenRopeReferences) {
   uint64_t seed = 300;
   for (bool rope : {true, false}) {
     check_head_norm_rope({4, 2, 2}, 5, 4, rope, seed++);
@@ -556,7 +601,7 @@ TEST(Activations, SigmoidAndSiluRelative) {
 // and out to the ends of the range. Below -87 e^-|x| is flushed to 0, so sigmoid and silu give exactly 0
 // there (the true values are below 1.7e-38). Infinities saturate (silu(-inf) = -inf * 0 is NaN) and NaN stays
 // NaN.
-TEST(Activations, VectorSigmoidAndSiluOverTheWholeRange) {
+TEST_P(ElementwiseIsa, ActivationsVectorSigmoidAndSiluOverTheWholeRange) {
   std::vector<float> xs = activation_grid();
   for (float v : {30.0f, 60.0f, 86.9f, 87.0f, 87.1f, 88.7f, 89.0f, 100.0f, 1e4f, 1e30f}) {
     xs.push_back(v);
@@ -646,7 +691,7 @@ struct Strided {
 };
 
 // silu(a) * b: silu within 8u (above), one more rounding: 10u relative to the double value.
-TEST(Activations, SwigluInplace) {
+TEST_P(ElementwiseIsa, ActivationsSwigluInplace) {
   for (auto [rows, dim] : {std::pair<int64_t, int64_t>{3, 7}, {64, 600}}) {  // 64 * 600 > 2^15: parallel
     Strided a(rows, dim, dim + 3, 1, 10.0f), b(rows, dim, dim + 5, 2, 3.0f);
     Strided a0 = a;
@@ -660,7 +705,7 @@ TEST(Activations, SwigluInplace) {
   }
 }
 
-TEST(Activations, SigmoidGateInplace) {
+TEST_P(ElementwiseIsa, ActivationsSigmoidGateInplace) {
   for (auto [rows, dim] : {std::pair<int64_t, int64_t>{3, 7}, {64, 600}}) {
     Strided o(rows, dim, dim + 2, 3, 5.0f), g(rows, dim, dim + 4, 4, 10.0f);
     Strided o0 = o;
@@ -676,7 +721,7 @@ TEST(Activations, SigmoidGateInplace) {
 
 // x + gate * y: one product and one sum (or one FMA): <= 2u (|x| + |gate y|). Without gate: one sum, exact
 // match.
-TEST(Activations, GatedResidual) {
+TEST_P(ElementwiseIsa, ActivationsGatedResidual) {
   for (auto [rows, dim] : {std::pair<int64_t, int64_t>{3, 7}, {64, 600}}) {
     for (bool gated : {true, false}) {
       Strided x(rows, dim, dim + 1, 5, 2.0f), y(rows, dim, dim + 6, 6, 2.0f);
@@ -897,6 +942,9 @@ TEST(Convert, WidenToF32AllDtypesUnaligned) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, ElementwiseIsa, ::testing::ValuesIn(kIsaLevels),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return std::string(isa_name(info.param)); });
 
 }  // namespace
 }  // namespace krea2

@@ -5,18 +5,20 @@
 #include "cpu/cpu_features.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
+#include "ops/row_kernels.h"
 
 namespace krea2::cli {
 
 namespace {
 
-// What runs on which ISA: the GEMM and attention variants active_isa() selects; the rest is AVX2 at every
-// level.
+// What runs on which ISA: the GEMM, attention and element-wise row variants active_isa() selects (the GEMM's
+// packers read F32 / BF16 / F16 weights at its level); the quantized-weight decoders are AVX2 at every level.
 std::string kernels_line() {
   return std::string("gemm ") + gemm_kernel_name() +
          " (bf16: " + gemm_kernel_name(active_isa(), Compute::kBf16) +
          ", int8: " + gemm_kernel_name(active_isa(), Compute::kInt8) + "); attention " +
-         attention_kernels_name() + "; norms, rope, activations, weight decoders avx2";
+         attention_kernels_name() + "; norms, rope, activations " + row_kernels().name +
+         "; quantized-weight decoders avx2";
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "ops/simd.h"
+#include "ops/row_kernels.h"
 
 namespace krea2 {
 
@@ -27,49 +27,24 @@ void gelu_tanh_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
 }
 
-// The in-place activations run 8 lanes at a time through sigmoid8 (ops/simd.h), the scalar functions above
-// for the tail.
+// The in-place activations run their rows through the ISA's row kernels (ops/row_kernels.h).
 void swiglu_inplace(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim) {
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * dim > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* ar = a + r * lda;
-    const float* br = b + r * ldb;
-    int64_t i = 0;
-    for (; i + 8 <= dim; i += 8) {
-      const __m256 x = _mm256_loadu_ps(ar + i);
-      _mm256_storeu_ps(ar + i, _mm256_mul_ps(_mm256_mul_ps(x, sigmoid8(x)), _mm256_loadu_ps(br + i)));
-    }
-    for (; i < dim; ++i) ar[i] = silu(ar[i]) * br[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) k.swiglu(a + r * lda, b + r * ldb, dim);
 }
 
 void sigmoid_gate_inplace(float* o, int64_t ldo, const float* g, int64_t ldg, int64_t rows, int64_t dim) {
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * dim > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* orow = o + r * ldo;
-    const float* grow = g + r * ldg;
-    int64_t i = 0;
-    for (; i + 8 <= dim; i += 8)
-      _mm256_storeu_ps(orow + i,
-                       _mm256_mul_ps(_mm256_loadu_ps(orow + i), sigmoid8(_mm256_loadu_ps(grow + i))));
-    for (; i < dim; ++i) orow[i] *= sigmoid(grow[i]);
-  }
+  for (int64_t r = 0; r < rows; ++r) k.sigmoid_gate(o + r * ldo, g + r * ldg, dim);
 }
 
 void gated_residual(float* x, int64_t ldx, const float* y, int64_t ldy, const float* gate, int64_t rows,
                     int64_t dim) {
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * dim > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* xr = x + r * ldx;
-    const float* yr = y + r * ldy;
-    if (gate) {
-#pragma omp simd
-      for (int64_t i = 0; i < dim; ++i) xr[i] += gate[i] * yr[i];
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < dim; ++i) xr[i] += yr[i];
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r) k.gated_residual(x + r * ldx, y + r * ldy, gate, dim);
 }
 
 double gelu_tanh_reference(double x) {

@@ -2,41 +2,16 @@
 
 #include <cmath>
 
+#include "ops/row_kernels.h"
+
 namespace krea2 {
 
-namespace {
-
-void norm_row(const float* x, int64_t dim, const float* weight, float eps, float* out, const float* scale,
-              const float* shift) {
-  float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t i = 0; i < dim; ++i) ss += x[i] * x[i];
-  const float inv = 1.0f / std::sqrt(ss / float(dim) + eps);
-  if (scale) {
-#pragma omp simd
-    for (int64_t i = 0; i < dim; ++i)
-      out[i] = (1.0f + scale[i]) * (x[i] * inv * (1.0f + weight[i])) + shift[i];
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) out[i] = x[i] * inv * (1.0f + weight[i]);
-  }
-}
-
-void norm_row_plain(const float* x, int64_t dim, const float* weight, float eps, float* out) {
-  float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t i = 0; i < dim; ++i) ss += x[i] * x[i];
-  const float inv = 1.0f / std::sqrt(ss / float(dim) + eps);
-#pragma omp simd
-  for (int64_t i = 0; i < dim; ++i) out[i] = weight[i] * (x[i] * inv);
-}
-
-}  // namespace
 
 void rms_norm_plain(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
                     float* out, int64_t ldo) {
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * dim >= 16384)
-  for (int64_t r = 0; r < rows; ++r) norm_row_plain(x + r * ldx, dim, weight, eps, out + r * ldo);
+  for (int64_t r = 0; r < rows; ++r) k.norm_plain(x + r * ldx, dim, weight, eps, out + r * ldo);
 }
 
 void rms_norm_plain_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,
@@ -52,13 +27,10 @@ void rms_norm_plain_reference(const float* x, int64_t rows, int64_t dim, int64_t
 
 void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
               float* out, int64_t ldo, const float* scale, const float* shift) {
+  const RowKernels& k = row_kernels();
   // Small inputs (per-head q/k norms of a few rows) are not worth waking the thread team.
-  if (rows * dim < 16384) {
-    for (int64_t r = 0; r < rows; ++r) norm_row(x + r * ldx, dim, weight, eps, out + r * ldo, scale, shift);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) norm_row(x + r * ldx, dim, weight, eps, out + r * ldo, scale, shift);
+#pragma omp parallel for schedule(static) if (rows * dim >= 16384)
+  for (int64_t r = 0; r < rows; ++r) k.norm(x + r * ldx, dim, weight, eps, out + r * ldo, scale, shift);
 }
 
 void rms_norm_reference(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight,

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/row_kernels.h"
+
 namespace krea2 {
 
 namespace {
@@ -15,14 +17,6 @@ void row_angles(const float* pos, const std::vector<int>& axes_dims, double thet
       const double freq = 1.0 / std::pow(theta, double(2 * i) / double(dim));
       out[k++] = double(pos[axis]) * freq;
     }
-  }
-}
-
-inline void rotate_head(float* x, const float* c, const float* s, int64_t half) {
-  for (int64_t k = 0; k < half; ++k) {
-    const float a = x[2 * k], b = x[2 * k + 1];
-    x[2 * k] = a * c[k] - b * s[k];
-    x[2 * k + 1] = b * c[k] + a * s[k];
   }
 }
 
@@ -49,29 +43,26 @@ RopeTable make_rope_table(const float* positions, int64_t rows, const std::vecto
 void apply_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, const RopeTable& table,
                 int64_t table_row0) {
   const int64_t half = table.half;
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * heads * half > 8192)
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = table.cos.data() + (table_row0 + r) * half;
     const float* s = table.sin.data() + (table_row0 + r) * half;
-    for (int64_t h = 0; h < heads; ++h) rotate_head(x + r * ldx + h * 2 * half, c, s, half);
+    for (int64_t h = 0; h < heads; ++h) k.rotate_pairs(x + r * ldx + h * 2 * half, c, s, half);
   }
 }
 
 void head_norm_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t head_dim, const float* weight,
                     float eps, const RopeTable* table) {
+  const RowKernels& k = row_kernels();
 #pragma omp parallel for schedule(static) if (rows * heads * head_dim > 8192)
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t h = 0; h < heads; ++h) {
       float* xh = x + r * ldx + h * head_dim;
-      float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-      for (int64_t i = 0; i < head_dim; ++i) ss += xh[i] * xh[i];
-      const float inv = 1.0f / std::sqrt(ss / float(head_dim) + eps);
-#pragma omp simd
-      for (int64_t i = 0; i < head_dim; ++i) xh[i] = xh[i] * inv * (1.0f + weight[i]);
+      k.norm(xh, head_dim, weight, eps, xh, nullptr, nullptr);
       if (table)
-        rotate_head(xh, table->cos.data() + r * table->half, table->sin.data() + r * table->half,
-                    table->half);
+        k.rotate_pairs(xh, table->cos.data() + r * table->half, table->sin.data() + r * table->half,
+                       table->half);
     }
   }
 }
