@@ -28,7 +28,7 @@ if(KREA2_CUDA)
   target_include_directories(krea2cuda PUBLIC include src)
   target_compile_options(krea2cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
   # The static runtime: binaries need no libcudart at run time; cuBLASLt is loaded from the toolkit.
-  target_link_libraries(krea2cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
+  target_link_libraries(krea2cuda PUBLIC krea2core CUDA::cudart_static CUDA::cublasLt)
   message(STATUS "CUDA ${CUDAToolkit_VERSION}: building the CUDA backend for ${CMAKE_CUDA_ARCHITECTURES}")
 else()
   message(STATUS "CUDA backend not built (no nvcc found, or KREA2_CUDA=OFF)")
