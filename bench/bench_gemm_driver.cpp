@@ -2,7 +2,8 @@
 // widest product (1088 x 6144 x 6144, F32 weight), with the active ISA's kernel table:
 //   microkernel   the kernel on one A and one B panel in L1, again and again;
 //   inner loops   the driver's inner pattern on one depth block (12-row A panels streaming from a 144-row
-//                 block in L2, 32-column B panels of a 512-column chunk, C tiles strided as in y), no packing;
+//                 block in L2, 32-column B panels of a 512-column chunk, C tiles strided as in y), no
+//                 packing;
 //   whole chunks  every depth block of a 512-column chunk over all 1088 rows (C and the packed x from L3), no
 //                 packing;
 //   gemm_xwt      the real product (packing x and the weight included).
@@ -65,7 +66,8 @@ double team_rate(const GemmKernels& k, int stage) {
         for (int64_t ic = 0; ic + mr <= rows; ic += kMc)
           for (int64_t jr = 0; jr < n_panels; ++jr)
             for (int64_t ir = ic; ir < std::min(ic + kMc, rows - rows % mr); ir += mr, ++calls)
-              k.kernel(kc, ab + ir / mr * a_words, b + jr * b_words, c + ir * kN + col0 + jr * nr, kN, pc > 0);
+              k.kernel(kc, ab + ir / mr * a_words, b + jr * b_words, c + ir * kN + col0 + jr * nr, kN,
+                       pc > 0);
       }
     }
     seconds = omp_get_wtime() - t0;
@@ -92,7 +94,8 @@ int main(int argc, char** argv) {
   std::vector<float> x(size_t(kM * kK), 0.01f), wv(size_t(kN * kK), 0.02f), y(size_t(kM * kN));
   const WeightMatrix w{DType::F32, kN, kK, wv.data()};
   gemm_rate(x, w, y);  // warm-up: packing buffers, thread team
-  const char* names[] = {"microkernel (L1)", "inner loops, no packing", "whole chunks, no packing", "gemm_xwt"};
+  const char* names[] = {"microkernel (L1)", "inner loops, no packing", "whole chunks, no packing",
+                         "gemm_xwt"};
   std::vector<double> rate[4], peak;
   for (int r = 0; r < rounds; ++r) {
     peak.push_back(measure_fma_peak_gflops(threads, isa));
@@ -100,9 +103,10 @@ int main(int argc, char** argv) {
     rate[3].push_back(gemm_rate(x, w, y));
   }
   const double p = median(peak);
-  std::printf("%s, %d threads, %lld x %lld x %lld F32, %d rounds (medians); fp32 FMA peak %.1f GFLOP/s\n", k.name,
-              threads, (long long)kM, (long long)kN, (long long)kK, rounds, p);
+  std::printf("%s, %d threads, %lld x %lld x %lld F32, %d rounds (medians); fp32 FMA peak %.1f GFLOP/s\n",
+              k.name, threads, (long long)kM, (long long)kN, (long long)kK, rounds, p);
   for (int s = 0; s < 4; ++s)
-    std::printf("  %-26s %7.1f GFLOP/s  %5.1f %% of the peak\n", names[s], median(rate[s]), 100 * median(rate[s]) / p);
+    std::printf("  %-26s %7.1f GFLOP/s  %5.1f %% of the peak\n", names[s], median(rate[s]),
+                100 * median(rate[s]) / p);
   return 0;
 }

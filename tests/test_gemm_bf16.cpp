@@ -236,10 +236,10 @@ TEST_P(GemmBf16, VariantIsSelected) {
   const std::string name = gemm_kernel_name(isa(), Compute::kBf16);
   const bool native = isa() == Isa::kAvx512 && cpu_features().avx512_bf16;
   // (native: forced for this suite, see main(); without the force the faster microkernel is kept.)
-  EXPECT_EQ(name, amx()                    ? "amx-bf16 32x32"
+  EXPECT_EQ(name, amx()                 ? "amx-bf16 32x32"
                   : isa() == Isa::kAvx2 ? "avx2 6x16 (bf16 emulated)"
-                  : native                 ? "avx512-bf16 12x32"
-                                           : "avx512 12x32 (bf16 emulated)");
+                  : native              ? "avx512-bf16 12x32"
+                                        : "avx512 12x32 (bf16 emulated)");
   const GemmKernels& k = bf16_variant(isa());
   EXPECT_EQ(k.compute, Compute::kBf16);
   EXPECT_EQ(k.isa, isa());

@@ -466,23 +466,23 @@ TEST(GemmInt8Variants, AgreeBitForBit) {
   const std::vector<float> x = test::random_floats(size_t(M * K), 40);
   const I8Weight wt(N, K, 41, 0);
   for (bool amx : {false, true}) {
-  if (amx && !cpu_features().amx_int8) continue;
-  const test::ScopedAmx amx_scope(amx);
-  for (int64_t kc : {int64_t(100), int64_t(1024)}) {
-    ScopedBlocking native(Isa::kAvx512, {36, kc, 64, int64_t(1) << 20});
-    ScopedBlocking avx2(Isa::kAvx2, {36, kc, 64, int64_t(1) << 20});
-    for (bool acc : {false, true}) {
-      std::vector<float> y512(size_t(M * N), 0.5f), y2 = y512;
-      gemm_xwt(x.data(), M, K, wt.w, y512.data(), N, acc);
-      {
-        ScopedIsa cap(Isa::kAvx2);
-        gemm_xwt(x.data(), M, K, wt.w, y2.data(), N, acc);
+    if (amx && !cpu_features().amx_int8) continue;
+    const test::ScopedAmx amx_scope(amx);
+    for (int64_t kc : {int64_t(100), int64_t(1024)}) {
+      ScopedBlocking native(Isa::kAvx512, {36, kc, 64, int64_t(1) << 20});
+      ScopedBlocking avx2(Isa::kAvx2, {36, kc, 64, int64_t(1) << 20});
+      for (bool acc : {false, true}) {
+        std::vector<float> y512(size_t(M * N), 0.5f), y2 = y512;
+        gemm_xwt(x.data(), M, K, wt.w, y512.data(), N, acc);
+        {
+          ScopedIsa cap(Isa::kAvx2);
+          gemm_xwt(x.data(), M, K, wt.w, y2.data(), N, acc);
+        }
+        EXPECT_EQ(std::memcmp(y512.data(), y2.data(), y2.size() * sizeof(float)), 0)
+            << gemm_kernel_name(Isa::kAvx512, Compute::kInt8) << " vs "
+            << gemm_kernel_name(Isa::kAvx2, Compute::kInt8) << " kc=" << kc << (acc ? " accumulate" : "");
       }
-      EXPECT_EQ(std::memcmp(y512.data(), y2.data(), y2.size() * sizeof(float)), 0)
-          << gemm_kernel_name(Isa::kAvx512, Compute::kInt8) << " vs "
-          << gemm_kernel_name(Isa::kAvx2, Compute::kInt8) << " kc=" << kc << (acc ? " accumulate" : "");
     }
-  }
   }
 }
 
@@ -507,8 +507,7 @@ const Table kTables[] = {
      [] { return isa_supported(Isa::kAvx2) && cpu_features().avx_vnni; }},
     {&kGemmKernelsInt8Avx512Vnni, "avx512_vnni",
      [] { return isa_supported(Isa::kAvx512) && cpu_features().avx512_vnni; }},
-    {&kGemmKernelsInt8Amx, "amx_int8",
-     [] { return isa_supported(Isa::kAvx512) && cpu_features().amx_int8; }},
+    {&kGemmKernelsInt8Amx, "amx_int8", [] { return isa_supported(Isa::kAvx512) && cpu_features().amx_int8; }},
 };
 
 void PrintTo(const Table& t, std::ostream* os) {

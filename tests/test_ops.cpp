@@ -944,7 +944,9 @@ TEST(Convert, WidenToF32AllDtypesUnaligned) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, ElementwiseIsa, ::testing::ValuesIn(kIsaLevels),
-                         [](const ::testing::TestParamInfo<Isa>& info) { return std::string(isa_name(info.param)); });
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(isa_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace krea2

@@ -22,8 +22,8 @@ constexpr int kTile = 32;  // keys per shared-memory tile
 
 template <int kDimsPerLane>
 __global__ void attention_kernel(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
-                                 int64_t ldv, float* out, int64_t ldo, int64_t begin, int64_t length, bool causal,
-                                 int group, const uint8_t* key_valid, float scale) {
+                                 int64_t ldv, float* out, int64_t ldo, int64_t begin, int64_t length,
+                                 bool causal, int group, const uint8_t* key_valid, float scale) {
   constexpr int kHeadDim = 32 * kDimsPerLane;
   extern __shared__ float smem[];
   float* ks = smem;                     // [kTile][kHeadDim]
@@ -67,7 +67,8 @@ __global__ void attention_kernel(const float* q, int64_t ldq, const float* k, in
       const float correction = expf(m - m_new);  // 0 for the first key (m = -inf)
       const float p = expf(s - m_new);
       l = l * correction + p;
-      for (int c = 0; c < kDimsPerLane; ++c) acc[c] = acc[c] * correction + p * vs[t * kHeadDim + lane + 32 * c];
+      for (int c = 0; c < kDimsPerLane; ++c)
+        acc[c] = acc[c] * correction + p * vs[t * kHeadDim + lane + 32 * c];
       m = m_new;
     }
   }
@@ -84,18 +85,19 @@ void launch(const float* q, int64_t ldq, const float* k, int64_t ldk, const floa
   const size_t smem = size_t(2) * kTile * 32 * kDimsPerLane * sizeof(float);
   const float scale = float(1.0 / std::sqrt(double(shape.head_dim)));
   attention_kernel<kDimsPerLane><<<grid, 32 * kWarps, smem, stream>>>(
-      q, ldq, k, ldk, v, ldv, out, ldo, seg.begin, seg.length, seg.causal, shape.num_heads / shape.num_kv_heads,
-      key_valid, scale);
+      q, ldq, k, ldk, v, ldv, out, ldo, seg.begin, seg.length, seg.causal,
+      shape.num_heads / shape.num_kv_heads, key_valid, scale);
   check(cudaGetLastError(), "attention kernel launch");
 }
 
 }  // namespace
 
-void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, float* out,
-               int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
+void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
+               float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
                const uint8_t* key_valid, cudaStream_t stream) {
   if (shape.head_dim % 32 != 0 || shape.head_dim > 128 || shape.head_dim <= 0)
-    throw Error("cuda attention: head_dim must be 32, 64, 96 or 128, found " + std::to_string(shape.head_dim));
+    throw Error("cuda attention: head_dim must be 32, 64, 96 or 128, found " +
+                std::to_string(shape.head_dim));
   if (shape.num_kv_heads <= 0 || shape.num_heads % shape.num_kv_heads != 0)
     throw Error("cuda attention: " + std::to_string(shape.num_heads) + " query heads cannot share " +
                 std::to_string(shape.num_kv_heads) + " KV heads");

@@ -36,7 +36,8 @@ void product(const DeviceMatrix& w, const float* x, int64_t rows, float* y, int6
 
 DeviceMatrix upload_matrix(const WeightMatrix& w, Compute compute, const std::string& name) {
   if (compute != Compute::kF32 && compute != Compute::kBf16)
-    throw Error("cuda: compute mode " + std::string(compute_name(compute)) + " is not supported on the GPU yet");
+    throw Error("cuda: compute mode " + std::string(compute_name(compute)) +
+                " is not supported on the GPU yet");
   if (!w.is_plain_float() || w.delta != nullptr)
     throw Error("cuda: weight " + name + " is stored as " + std::string(dtype_name(w.dtype)) +
                 (w.delta ? " with an adapter" : "") +
@@ -98,9 +99,10 @@ DeviceBlock upload_block(const BlockWeights& w, Compute compute, const std::stri
   return d;
 }
 
-void run_block(const DeviceBlock& w, const BlockDims& d, float* x, int64_t rows, const std::vector<Segment>& segments,
-               const uint8_t* key_valid, const float* cos, const float* sin, int64_t half, const Modulation* mod,
-               DeviceWorkspace& ws, cudaStream_t stream) {
+void run_block(const DeviceBlock& w, const BlockDims& d, float* x, int64_t rows,
+               const std::vector<Segment>& segments, const uint8_t* key_valid, const float* cos,
+               const float* sin, int64_t half, const Modulation* mod, DeviceWorkspace& ws,
+               cudaStream_t stream) {
   if (rows == 0) return;
   const int64_t D = d.width, Dkv = d.kv_width, F = d.ff, hd = d.heads.head_dim;
   const int64_t samples = mod ? int64_t(mod->row_begin.size()) - 1 : 0;

@@ -45,8 +45,9 @@ struct DeviceWorkspace {
 // x (rows x width, device) updated in place, as run_block: `segments` bound attention; key_valid (device,
 // optional) masks keys; cos / sin (device, rows x half, optional) rotate q and k; mod (host, optional)
 // modulates per sample. Runs on `stream` without synchronising.
-void run_block(const DeviceBlock& w, const BlockDims& d, float* x, int64_t rows, const std::vector<Segment>& segments,
-               const uint8_t* key_valid, const float* cos, const float* sin, int64_t half, const Modulation* mod,
-               DeviceWorkspace& ws, cudaStream_t stream = 0);
+void run_block(const DeviceBlock& w, const BlockDims& d, float* x, int64_t rows,
+               const std::vector<Segment>& segments, const uint8_t* key_valid, const float* cos,
+               const float* sin, int64_t half, const Modulation* mod, DeviceWorkspace& ws,
+               cudaStream_t stream = 0);
 
 }  // namespace krea2::cuda

@@ -19,7 +19,8 @@ unsigned grid_for(int64_t n) {
 
 template <typename In, typename Out>
 __global__ void convert_kernel(const In* in, int64_t n, Out* out) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
     if constexpr (std::is_same_v<Out, float>) {
       out[e] = float(in[e]);
     } else {

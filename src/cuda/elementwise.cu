@@ -48,7 +48,8 @@ __global__ void head_norm_rope_kernel(float* x, int64_t ldx, int64_t head_dim, c
   float* xh = x + row * ldx + blockIdx.y * head_dim;
   const int64_t pairs = head_dim / 2;
   float ss = 0.0f;
-  for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) ss += xh[2 * p] * xh[2 * p] + xh[2 * p + 1] * xh[2 * p + 1];
+  for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x)
+    ss += xh[2 * p] * xh[2 * p] + xh[2 * p + 1] * xh[2 * p + 1];
   const float inv = 1.0f / sqrtf(block_sum(ss) / float(head_dim) + eps);
   for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
     const float a = xh[2 * p] * inv * (1.0f + weight[2 * p]);
@@ -75,7 +76,8 @@ template <Pointwise kOp>
 __global__ void pointwise_kernel(float* a, int64_t lda, const float* b, int64_t ldb, const float* gate,
                                  int64_t rows, int64_t dim) {
   const int64_t n = rows * dim;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = e / dim, i = e % dim;
     float& x = a[r * lda + i];
     const float y = b[r * ldb + i];
@@ -87,7 +89,8 @@ __global__ void pointwise_kernel(float* a, int64_t lda, const float* b, int64_t 
 }
 
 __global__ void round_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x)
     out[e] = __float2bfloat16_rn(x[e]);
 }
 
@@ -106,10 +109,11 @@ void launch_pointwise(float* a, int64_t lda, const float* b, int64_t ldb, const 
 
 }  // namespace
 
-void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps, float* out,
-              int64_t ldo, const float* scale, const float* shift, cudaStream_t stream) {
+void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+              float* out, int64_t ldo, const float* scale, const float* shift, cudaStream_t stream) {
   if (rows <= 0) return;
-  rms_norm_kernel<<<unsigned(rows), kNormThreads, 0, stream>>>(x, dim, ldx, weight, eps, out, ldo, scale, shift);
+  rms_norm_kernel<<<unsigned(rows), kNormThreads, 0, stream>>>(x, dim, ldx, weight, eps, out, ldo, scale,
+                                                               shift);
   check(cudaGetLastError(), "rms_norm kernel launch");
 }
 
@@ -117,17 +121,19 @@ void head_norm_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t 
                     float eps, const float* cos, const float* sin, int64_t half, cudaStream_t stream) {
   if (rows <= 0 || heads <= 0) return;
   const int threads = int(std::clamp<int64_t>((head_dim / 2 + 31) / 32 * 32, 32, 1024));
-  head_norm_rope_kernel<<<dim3(unsigned(rows), unsigned(heads)), threads, 0, stream>>>(x, ldx, head_dim, weight, eps,
-                                                                                    cos, sin, half);
+  head_norm_rope_kernel<<<dim3(unsigned(rows), unsigned(heads)), threads, 0, stream>>>(
+      x, ldx, head_dim, weight, eps, cos, sin, half);
   check(cudaGetLastError(), "head_norm_rope kernel launch");
 }
 
 void sigmoid_gate(float* o, int64_t ldo, const float* g, int64_t ldg, int64_t rows, int64_t dim,
                   cudaStream_t stream) {
-  launch_pointwise<Pointwise::kSigmoidGate>(o, ldo, g, ldg, nullptr, rows, dim, stream, "sigmoid_gate kernel launch");
+  launch_pointwise<Pointwise::kSigmoidGate>(o, ldo, g, ldg, nullptr, rows, dim, stream,
+                                            "sigmoid_gate kernel launch");
 }
 
-void swiglu(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim, cudaStream_t stream) {
+void swiglu(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim,
+            cudaStream_t stream) {
   launch_pointwise<Pointwise::kSwiglu>(a, lda, b, ldb, nullptr, rows, dim, stream, "swiglu kernel launch");
 }
 
@@ -137,7 +143,8 @@ void gated_residual(float* x, int64_t ldx, const float* y, int64_t ldy, const fl
     launch_pointwise<Pointwise::kGatedResidual>(x, ldx, y, ldy, gate, rows, dim, stream,
                                                 "gated_residual kernel launch");
   else
-    launch_pointwise<Pointwise::kResidual>(x, ldx, y, ldy, nullptr, rows, dim, stream, "residual kernel launch");
+    launch_pointwise<Pointwise::kResidual>(x, ldx, y, ldy, nullptr, rows, dim, stream,
+                                           "residual kernel launch");
 }
 
 void round_to_bf16(const float* x, int64_t n, __nv_bfloat16* out, cudaStream_t stream) {

@@ -1,7 +1,7 @@
 // y (+)= x W^T on the GPU through cuBLASLt (cuda/ops.h). Row-major y (M x N) is column-major y^T (N x M):
-// y^T = W x^T with W stored row-major as N x K, i.e. the column-major K x N matrix taken transposed. So: A = W
-// (K x N, ld K, op T), B = x (K x M, ld K), C = D = y (N x M, ld ldy). Compute type 32F: float32 products and
-// sums (no TF32 for float32 inputs), float32 scale.
+// y^T = W x^T with W stored row-major as N x K, i.e. the column-major K x N matrix taken transposed. So: A =
+// W (K x N, ld K, op T), B = x (K x M, ld K), C = D = y (N x M, ld ldy). Compute type 32F: float32 products
+// and sums (no TF32 for float32 inputs), float32 scale.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -15,7 +15,8 @@ namespace krea2::cuda {
 namespace {
 
 void check_blas(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + ": cuBLASLt status " + std::to_string(int(s)));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string(what) + ": cuBLASLt status " + std::to_string(int(s)));
 }
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
@@ -69,15 +70,16 @@ void matmul(cudaDataType_t in_type, const void* x, int64_t M, int64_t K, const v
   check_blas(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, uint64_t(N), uint64_t(M), ldy), "layout of y");
   check_blas(cublasLtMatmulPreferenceCreate(&d.pref), "cublasLtMatmulPreferenceCreate");
   const size_t ws = kWorkspaceBytes;
-  check_blas(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
-             "cublasLtMatmulPreferenceSetAttribute");
+  check_blas(
+      cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+      "cublasLtMatmulPreferenceSetAttribute");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   check_blas(cublasLtMatmulAlgoGetHeuristic(h.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &result, &found),
              "cublasLtMatmulAlgoGetHeuristic");
   if (found == 0)
-    throw Error("cuda gemm_xwt: cuBLASLt has no algorithm for " + std::to_string(M) + " x " + std::to_string(N) +
-                " x " + std::to_string(K));
+    throw Error("cuda gemm_xwt: cuBLASLt has no algorithm for " + std::to_string(M) + " x " +
+                std::to_string(N) + " x " + std::to_string(K));
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   check_blas(cublasLtMatmul(h.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &result.algo,
                             h.workspace.get(), ws, stream),

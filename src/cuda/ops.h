@@ -15,8 +15,8 @@
 namespace krea2::cuda {
 
 // out = x / rms(x) * (1 + weight), then, with scale, out = (1 + scale) * out + shift (ops/norm.h rms_norm).
-void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps, float* out,
-              int64_t ldo, const float* scale, const float* shift, cudaStream_t stream = 0);
+void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
+              float* out, int64_t ldo, const float* scale, const float* shift, cudaStream_t stream = 0);
 
 // Per head: x = x / rms(x) * (1 + weight), then (cos / sin: rows x half, or null) the interleaved rotation
 // (ops/rope.h head_norm_rope).
@@ -26,7 +26,8 @@ void head_norm_rope(float* x, int64_t rows, int64_t ldx, int64_t heads, int64_t 
 // o = o * sigmoid(g); a = silu(a) * b; x += gate * y (x += y when gate is null; gate per column).
 void sigmoid_gate(float* o, int64_t ldo, const float* g, int64_t ldg, int64_t rows, int64_t dim,
                   cudaStream_t stream = 0);
-void swiglu(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim, cudaStream_t stream = 0);
+void swiglu(float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t dim,
+            cudaStream_t stream = 0);
 void gated_residual(float* x, int64_t ldx, const float* y, int64_t ldy, const float* gate, int64_t rows,
                     int64_t dim, cudaStream_t stream = 0);
 
@@ -36,8 +37,8 @@ void round_to_bf16(const float* x, int64_t n, __nv_bfloat16* out, cudaStream_t s
 // Tiled attention with an online softmax (O(rows) memory), grouped KV heads, optional key mask (indexed by
 // global row, device memory) and causal segments: ops/attention.h attention(). head_dim <= 128, a multiple
 // of 32.
-void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, float* out,
-               int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
+void attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
+               float* out, int64_t ldo, const AttentionShape& shape, const std::vector<Segment>& segments,
                const uint8_t* key_valid = nullptr, cudaStream_t stream = 0);
 
 // y (M x N, row stride ldy) (+)= x (M x K) W^T through cuBLASLt with float32 accumulation: W float32 (compute

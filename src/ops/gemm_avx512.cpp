@@ -149,7 +149,8 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
       for (int64_t i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(lanes, src + i * ldx + k) : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int64_t j = 0; j < depth; ++j) _mm512_mask_storeu_ps(out + (k + j) * kMR, first_lanes16(kMR), r[j]);
+      for (int64_t j = 0; j < depth; ++j)
+        _mm512_mask_storeu_ps(out + (k + j) * kMR, first_lanes16(kMR), r[j]);
     }
   }
 }

@@ -40,8 +40,8 @@ int64_t blocks_of(int64_t kc) {
 // Microkernel (GemmMicrokernel). Tiles 0..3 accumulate c (rows 0..15 / 16..31 x columns 0..15 / 16..31),
 // 4 and 5 hold the A rows, 6 and 7 the B columns. With `add` the accumulators start from c itself (a tile
 // loads rows of any stride).
-void kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int64_t ldc,
-            bool add) {
+void kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+            int64_t ldc, bool add) {
   configure_full_tiles();
   const int64_t stride_c = ldc * int64_t(sizeof(float));
   float* c10 = c + 16 * ldc;
@@ -87,9 +87,9 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
     for (int64_t i = 0; i < kMR; ++i) {
       const auto* row = reinterpret_cast<const unsigned char*>(src + i * lhs.ld);
       for (int64_t blk = 0; blk < blocks; ++blk) {
-        const __m512 v = i < rows ? load32_as_pairs<DType::F32>(row + blk * kBlockDepths * 4,
-                                                                 kc - blk * kBlockDepths)
-                                  : _mm512_setzero_ps();
+        const __m512 v =
+            i < rows ? load32_as_pairs<DType::F32>(row + blk * kBlockDepths * 4, kc - blk * kBlockDepths)
+                     : _mm512_setzero_ps();
         _mm512_store_ps(out + (blk * kMR + i) * kBlockWords, v);
       }
     }
@@ -111,7 +111,8 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
         for (int64_t j = 0; j < 16; ++j)
           r[j] = j < cols ? load32_as_pairs<kType>(src + (j * K + k) * es, kc - k) : _mm512_setzero_ps();
         transpose16x16(r);
-        for (int64_t j = 0; j < kBlockWords; ++j) _mm512_store_ps(out + (blk * kBlockWords + j) * kNR + g, r[j]);
+        for (int64_t j = 0; j < kBlockWords; ++j)
+          _mm512_store_ps(out + (blk * kBlockWords + j) * kNR + g, r[j]);
       }
     }
   }

@@ -116,10 +116,12 @@ void pack_b_i8(const int8_t* w, const float* row_scale, int64_t K, int64_t n0, i
         const int64_t k = blk * kBlockDepths;
         __m512 r[16];
         for (int64_t j = 0; j < 16; ++j)
-          r[j] = j < cols ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(first_bytes64(kc - k), src + j * K + k))
-                          : _mm512_setzero_ps();
+          r[j] = j < cols
+                     ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(first_bytes64(kc - k), src + j * K + k))
+                     : _mm512_setzero_ps();
         transpose16x16(r);
-        for (int64_t j = 0; j < kBlockWords; ++j) _mm512_store_ps(out + (blk * kBlockWords + j) * kNR + g, r[j]);
+        for (int64_t j = 0; j < kBlockWords; ++j)
+          _mm512_store_ps(out + (blk * kBlockWords + j) * kNR + g, r[j]);
       }
       _mm512_store_ps(out + blocks * kBlockWords * kNR + g,
                       _mm512_maskz_loadu_ps(first_lanes16(cols), row_scale + n0 + q + g));

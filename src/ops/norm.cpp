@@ -6,7 +6,6 @@
 
 namespace krea2 {
 
-
 void rms_norm_plain(const float* x, int64_t rows, int64_t dim, int64_t ldx, const float* weight, float eps,
                     float* out, int64_t ldo) {
   const RowKernels& k = row_kernels();

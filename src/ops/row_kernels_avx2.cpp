@@ -22,7 +22,8 @@ void norm(const float* x, int64_t dim, const float* weight, float eps, float* ou
   const float inv = inverse_rms(x, dim, eps);
   if (scale) {
 #pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) out[i] = (1.0f + scale[i]) * (x[i] * inv * (1.0f + weight[i])) + shift[i];
+    for (int64_t i = 0; i < dim; ++i)
+      out[i] = (1.0f + scale[i]) * (x[i] * inv * (1.0f + weight[i])) + shift[i];
   } else {
 #pragma omp simd
     for (int64_t i = 0; i < dim; ++i) out[i] = x[i] * inv * (1.0f + weight[i]);

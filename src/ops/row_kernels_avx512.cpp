@@ -40,7 +40,8 @@ __m512 exp_nonpositive16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i pow2n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  const __m512i pow2n =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(pow2n));
   const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
   return _mm512_mask_mov_ps(e, underflow, _mm512_setzero_ps());
@@ -124,8 +125,8 @@ void swiglu(float* a, const float* b, int64_t dim) {
 void sigmoid_gate(float* o, const float* g, int64_t dim) {
   for (int64_t i = 0; i < dim; i += 16) {
     const __mmask16 m = lanes_left(dim - i);
-    _mm512_mask_storeu_ps(o + i, m,
-                          _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + i), sigmoid16(_mm512_maskz_loadu_ps(m, g + i))));
+    _mm512_mask_storeu_ps(
+        o + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + i), sigmoid16(_mm512_maskz_loadu_ps(m, g + i))));
   }
 }
 
@@ -133,7 +134,8 @@ void gated_residual(float* x, const float* y, const float* gate, int64_t dim) {
   for (int64_t i = 0; i < dim; i += 16) {
     const __mmask16 m = lanes_left(dim - i);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + i), yv = _mm512_maskz_loadu_ps(m, y + i);
-    const __m512 r = gate ? _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, gate + i), yv, xv) : _mm512_add_ps(xv, yv);
+    const __m512 r =
+        gate ? _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, gate + i), yv, xv) : _mm512_add_ps(xv, yv);
     _mm512_mask_storeu_ps(x + i, m, r);
   }
 }

@@ -31,7 +31,8 @@ struct RandomBlock {
   RandomBlock(const BlockDims& d, DType dtype, bool modulated, uint64_t seed) {
     const int64_t D = d.width, Dkv = d.kv_width, F = d.ff, hd = d.heads.head_dim;
     auto matrix = [&](int64_t rows, int64_t cols) {
-      const std::vector<float> v = test::random_floats(size_t(rows * cols), seed++, 1.0f / std::sqrt(float(cols)));
+      const std::vector<float> v =
+          test::random_floats(size_t(rows * cols), seed++, 1.0f / std::sqrt(float(cols)));
       storage.emplace_back(size_t(dtype_row_bytes(dtype, cols) * rows));
       std::vector<float> scales(static_cast<size_t>(rows));
       encode_rows(RowEncoding{dtype}, v.data(), rows, cols, storage.back().data(), scales.data());
@@ -65,7 +66,8 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 class CudaBlock : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {
-    if (cuda::device_count() == 0) GTEST_SKIP() << "the CUDA block is not run on this machine: " << cuda::status();
+    if (cuda::device_count() == 0)
+      GTEST_SKIP() << "the CUDA block is not run on this machine: " << cuda::status();
   }
 };
 
@@ -78,8 +80,8 @@ struct Case {
 };
 
 // x after one block on the CPU (compute mode `c`) and on the GPU.
-void run_both(const Case& k, const RandomBlock& b, Compute c, const std::vector<float>& x0, std::vector<float>& cpu,
-              std::vector<float>& gpu) {
+void run_both(const Case& k, const RandomBlock& b, Compute c, const std::vector<float>& x0,
+              std::vector<float>& cpu, std::vector<float>& gpu) {
   const int64_t R = k.rows, D = k.dims.width;
   std::vector<float> pos(size_t(R * 3));
   for (int64_t r = 0; r < R; ++r)
@@ -96,16 +98,17 @@ void run_both(const Case& k, const RandomBlock& b, Compute c, const std::vector<
   {
     const GemmComputeScope scope(c);
     Workspace ws;
-    run_block(b.w, k.dims, cpu.data(), R, k.segments, valid, k.rope ? &rope : nullptr, k.modulated ? &mod : nullptr,
-              ws);
+    run_block(b.w, k.dims, cpu.data(), R, k.segments, valid, k.rope ? &rope : nullptr,
+              k.modulated ? &mod : nullptr, ws);
   }
   const cuda::DeviceBlock db = cuda::upload_block(b.w, c, "block 0");
   auto dx = cuda::to_device(x0);
   const auto dcos = cuda::to_device(rope.cos), dsin = cuda::to_device(rope.sin);
   const auto dvalid = cuda::to_device(k.key_valid.empty() ? std::vector<uint8_t>(1) : k.key_valid);
   cuda::DeviceWorkspace ws;
-  cuda::run_block(db, k.dims, dx.get(), R, k.segments, valid ? dvalid.get() : nullptr, k.rope ? dcos.get() : nullptr,
-                  k.rope ? dsin.get() : nullptr, rope.half, k.modulated ? &mod : nullptr, ws);
+  cuda::run_block(db, k.dims, dx.get(), R, k.segments, valid ? dvalid.get() : nullptr,
+                  k.rope ? dcos.get() : nullptr, k.rope ? dsin.get() : nullptr, rope.half,
+                  k.modulated ? &mod : nullptr, ws);
   cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   gpu = dx.download();
 }

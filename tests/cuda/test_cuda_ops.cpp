@@ -56,7 +56,8 @@ TEST(CudaDevice, FailedAllocationNamesTheSize) {
     DeviceBuffer<unsigned char> b(size_t(1) << 50);
     FAIL() << "a 1 PiB device allocation succeeded";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cudaMalloc of 1125899906842624 bytes"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cudaMalloc of 1125899906842624 bytes"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -74,7 +75,8 @@ TEST_F(CudaOps, RmsNormMatchesReference) {
   for (int64_t dim : {1, 7, 64, 3072}) {
     for (int64_t rows : {3, 8}) {
       for (bool modulated : {false, true}) {
-        SCOPED_TRACE("dim=" + std::to_string(dim) + " rows=" + std::to_string(rows) + (modulated ? " mod" : ""));
+        SCOPED_TRACE("dim=" + std::to_string(dim) + " rows=" + std::to_string(rows) +
+                     (modulated ? " mod" : ""));
         const int64_t ldx = dim + 3, ldo = dim + 5;
         const float eps = 1e-5f;
         const std::vector<float> x = test::random_floats(size_t(rows * ldx), seed++);
@@ -82,12 +84,12 @@ TEST_F(CudaOps, RmsNormMatchesReference) {
         const std::vector<float> sc = test::random_floats(size_t(dim), seed++, 0.5f);
         const std::vector<float> sh = test::random_floats(size_t(dim), seed++);
         std::vector<float> ref(size_t(rows * ldo), 0.0f);
-        rms_norm_reference(x.data(), rows, dim, ldx, w.data(), eps, ref.data(), ldo, modulated ? sc.data() : nullptr,
-                           modulated ? sh.data() : nullptr);
+        rms_norm_reference(x.data(), rows, dim, ldx, w.data(), eps, ref.data(), ldo,
+                           modulated ? sc.data() : nullptr, modulated ? sh.data() : nullptr);
         const auto dx = to_device(x), dw = to_device(w), ds = to_device(sc), dh = to_device(sh);
         DeviceBuffer<float> dout(size_t(rows * ldo));
-        cuda::rms_norm(dx.get(), rows, dim, ldx, dw.get(), eps, dout.get(), ldo, modulated ? ds.get() : nullptr,
-                       modulated ? dh.get() : nullptr);
+        cuda::rms_norm(dx.get(), rows, dim, ldx, dw.get(), eps, dout.get(), ldo,
+                       modulated ? ds.get() : nullptr, modulated ? dh.get() : nullptr);
         const std::vector<float> got = synced(dout);
         for (int64_t r = 0; r < rows; ++r) {
           double ss = 0;
@@ -95,10 +97,12 @@ TEST_F(CudaOps, RmsNormMatchesReference) {
           const double inv = 1.0 / std::sqrt(ss / double(dim) + double(eps));
           for (int64_t i = 0; i < dim; ++i) {
             const double v = double(x[size_t(r * ldx + i)]) * inv * (1.0 + w[size_t(i)]);
-            const double size = modulated ? std::fabs((1.0 + sc[size_t(i)]) * v) + std::fabs(double(sh[size_t(i)]))
-                                          : std::fabs(v);
+            const double size = modulated
+                                    ? std::fabs((1.0 + sc[size_t(i)]) * v) + std::fabs(double(sh[size_t(i)]))
+                                    : std::fabs(v);
             const double tol = (double(dim) / 2 + 8) * kU * size + 1e-38;
-            ASSERT_LE(std::fabs(double(got[size_t(r * ldo + i)]) - ref[size_t(r * ldo + i)]), tol) << r << " " << i;
+            ASSERT_LE(std::fabs(double(got[size_t(r * ldo + i)]) - ref[size_t(r * ldo + i)]), tol)
+                << r << " " << i;
           }
         }
       }
@@ -131,11 +135,13 @@ TEST_F(CudaOps, HeadNormRopeMatchesTheCpu) {
         for (int64_t i = 0; i < hd; ++i) ss += double(xh[i]) * xh[i];
         const double inv = 1.0 / std::sqrt(ss / double(hd) + 1e-6);
         for (int64_t p = 0; p < hd / 2; ++p) {
-          const double a = xh[2 * p] * inv * (1 + w[size_t(2 * p)]), b = xh[2 * p + 1] * inv * (1 + w[size_t(2 * p + 1)]);
+          const double a = xh[2 * p] * inv * (1 + w[size_t(2 * p)]),
+                       b = xh[2 * p + 1] * inv * (1 + w[size_t(2 * p + 1)]);
           const double tol = 2 * (double(hd) / 2 + 16) * kU * (std::fabs(a) + std::fabs(b)) + 1e-38;
           for (int64_t e : {2 * p, 2 * p + 1}) {
             const size_t at = size_t(r * ldx + h * hd + e);
-            ASSERT_LE(std::fabs(double(got[at]) - cpu[at]), tol) << "rope " << with_rope << " " << r << " " << h << " " << e;
+            ASSERT_LE(std::fabs(double(got[at]) - cpu[at]), tol)
+                << "rope " << with_rope << " " << r << " " << h << " " << e;
           }
         }
       }
@@ -179,8 +185,8 @@ TEST_F(CudaOps, PointwiseOpsMatchReferences) {
 }
 
 // The error model of tests/test_attention.cpp: |gpu - ref| <= 2 u max|v| (max|q| max|k| + sqrt(L) + 1).
-void check_attention(const AttentionShape& shape, const std::vector<Segment>& segments, int64_t rows, bool masked,
-                     uint64_t seed) {
+void check_attention(const AttentionShape& shape, const std::vector<Segment>& segments, int64_t rows,
+                     bool masked, uint64_t seed) {
   const int64_t hd = shape.head_dim, qw = shape.num_heads * hd, kw = shape.num_kv_heads * hd, ld = qw + 5;
   const std::vector<float> q = test::random_floats(size_t(rows * ld), seed, 1.5f);
   const std::vector<float> k = test::random_floats(size_t(rows * ld), seed + 1, 1.5f);
@@ -202,12 +208,14 @@ void check_attention(const AttentionShape& shape, const std::vector<Segment>& se
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t h = 0; h < shape.num_heads; ++h) {
       double n = 0;
-      for (int64_t d = 0; d < hd; ++d) n += double(q[size_t(r * ld + h * hd + d)]) * q[size_t(r * ld + h * hd + d)];
+      for (int64_t d = 0; d < hd; ++d)
+        n += double(q[size_t(r * ld + h * hd + d)]) * q[size_t(r * ld + h * hd + d)];
       max_q = std::max(max_q, std::sqrt(n));
     }
     for (int64_t h = 0; h < shape.num_kv_heads; ++h) {
       double n = 0;
-      for (int64_t d = 0; d < hd; ++d) n += double(k[size_t(r * ld + h * hd + d)]) * k[size_t(r * ld + h * hd + d)];
+      for (int64_t d = 0; d < hd; ++d)
+        n += double(k[size_t(r * ld + h * hd + d)]) * k[size_t(r * ld + h * hd + d)];
       max_k = std::max(max_k, std::sqrt(n));
     }
     for (int64_t c = 0; c < kw; ++c) max_v = std::max(max_v, double(std::fabs(v[size_t(r * ld + c)])));
@@ -229,8 +237,9 @@ TEST_F(CudaOps, AttentionMatchesReference) {
   for (int hd : {32, 64, 128}) {
     SCOPED_TRACE("head_dim " + std::to_string(hd));
     check_attention({4, 4, hd}, {{0, 37, false}}, 37, false, seed++);
-    check_attention({4, 2, hd}, {{0, 37, false}, {37, 70, false}}, 110, true, seed++);  // GQA, mask, a gap row
-    check_attention({8, 2, hd}, {{3, 64, true}, {70, 33, true}}, 103, true, seed++);     // causal segments
+    check_attention({4, 2, hd}, {{0, 37, false}, {37, 70, false}}, 110, true,
+                    seed++);                                                          // GQA, mask, a gap row
+    check_attention({8, 2, hd}, {{3, 64, true}, {70, 33, true}}, 103, true, seed++);  // causal segments
   }
   // A segment with no valid key gets zeros, never NaN (all keys masked: rows 0..9 of a mask of zeros).
   const AttentionShape shape{2, 1, 64};
@@ -239,7 +248,8 @@ TEST_F(CudaOps, AttentionMatchesReference) {
   const auto kv = to_device(test::random_floats(size_t(rows * ld), 41));
   const auto none = to_device(std::vector<uint8_t>(size_t(rows), 0));
   DeviceBuffer<float> out = to_device(std::vector<float>(size_t(rows * ld), 7.0f));
-  cuda::attention(q.get(), ld, kv.get(), ld, kv.get(), ld, out.get(), ld, shape, {{0, rows, false}}, none.get());
+  cuda::attention(q.get(), ld, kv.get(), ld, kv.get(), ld, out.get(), ld, shape, {{0, rows, false}},
+                  none.get());
   for (float f : synced(out)) ASSERT_EQ(f, 0.0f);
 }
 
@@ -255,8 +265,8 @@ TEST_F(CudaOps, GemmMatchesReference) {
   for (bool bf16 : {false, true}) {
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 70, 300}, {128, 256, 1024}}) {
       for (bool acc : {false, true}) {
-        SCOPED_TRACE(std::string(bf16 ? "bf16" : "f32") + " M=" + std::to_string(M) + " N=" + std::to_string(N) +
-                     " K=" + std::to_string(K) + (acc ? " accumulate" : ""));
+        SCOPED_TRACE(std::string(bf16 ? "bf16" : "f32") + " M=" + std::to_string(M) +
+                     " N=" + std::to_string(N) + " K=" + std::to_string(K) + (acc ? " accumulate" : ""));
         std::vector<float> x = test::random_floats(size_t(M * K), uint64_t(M + N + K));
         std::vector<float> w = test::random_floats(size_t(N * K), uint64_t(M * N + K), 0.5f);
         const int64_t ldy = N + 3;
@@ -288,7 +298,8 @@ TEST_F(CudaOps, GemmMatchesReference) {
               want += t;
               terms += std::fabs(t);
             }
-            ASSERT_LE(std::fabs(double(got[at]) - want), gamma * terms + kU * std::fabs(want) + 1e-30) << m << " " << n;
+            ASSERT_LE(std::fabs(double(got[at]) - want), gamma * terms + kU * std::fabs(want) + 1e-30)
+                << m << " " << n;
           }
         }
       }

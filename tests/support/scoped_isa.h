@@ -43,7 +43,8 @@ struct GemmVariant {
   Isa isa;
   bool amx;
 };
-inline constexpr GemmVariant kGemmVariants[] = {{Isa::kAvx2, false}, {Isa::kAvx512, false}, {Isa::kAvx512, true}};
+inline constexpr GemmVariant kGemmVariants[] = {
+    {Isa::kAvx2, false}, {Isa::kAvx512, false}, {Isa::kAvx512, true}};
 
 inline std::string variant_name(const GemmVariant& v) {
   return std::string(isa_name(v.isa)) + (v.amx ? "_amx" : "");
