@@ -9,7 +9,9 @@ PeakUnit peak_unit_for(Isa isa, Compute compute) {
   const CpuFeatures& f = cpu_features();
   const bool avx512 = isa == Isa::kAvx512;
   // bf16 at avx512 may run the float32 kernel where that measured faster (ops/gemm_dispatch.cpp).
-  if (compute == Compute::kBf16 && &gemm_kernels(isa, compute) == &kGemmKernelsBf16Avx512Bf16)
+  const GemmKernels& kernels = gemm_kernels(isa, compute);
+  if (&kernels == &kGemmKernelsBf16Amx || &kernels == &kGemmKernelsInt8Amx) return {isa, std::nullopt, true};
+  if (compute == Compute::kBf16 && &kernels == &kGemmKernelsBf16Avx512Bf16)
     return {isa, DotUnit::kBf16Avx512};
   if (compute == Compute::kInt8 && avx512 && f.avx512_vnni) return {isa, DotUnit::kInt8Avx512};
   if (compute == Compute::kInt8 && !avx512 && f.avx_vnni) return {isa, DotUnit::kInt8AvxVnni};
@@ -18,7 +20,8 @@ PeakUnit peak_unit_for(Isa isa, Compute compute) {
 
 std::string peak_unit_name(const PeakUnit& unit) {
   if (unit.dot) return dot_unit_name(*unit.dot);
-  return std::string("fp32 FMA (") + isa_name(unit.isa) + ")";
+  return std::string("fp32 FMA (") + isa_name(unit.isa) +
+         (unit.amx ? "; the products run on AMX tiles, whose peak is not measured" : "") + ")";
 }
 
 std::string peak_unit_key(const PeakUnit& unit) {

@@ -14,6 +14,9 @@ namespace krea2 {
 struct PeakUnit {
   Isa isa = Isa::kAvx2;        // the FMA's width when dot is empty
   std::optional<DotUnit> dot;  // set for a dot-product unit
+  // The products run on AMX tiles (opt-in, ops/gemm_kernels.h), whose own peak no loop measures yet: they are
+  // judged against the fp32 FMA peak, and the name says so.
+  bool amx = false;
 };
 
 // The unit behind gemm_kernels(isa, compute): vdpbf16ps for bf16 where that variant was chosen, vpdpbusd zmm
