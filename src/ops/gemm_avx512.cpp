@@ -177,11 +177,15 @@ void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k
 
 }  // namespace
 
-// Blocking measured on a 2-core Sapphire Rapids Xeon VM (48 KiB L1d and 2 MiB L2 per core) at the bench
-// forward's shapes (1088 x {6144, 16384, 1536} x {6144, 16384}), interleaved: MC 144 as for AVX2 (96 and
-// 288 within noise); KC 256 (a 32 KiB B micro-panel beside the 12 KiB x panel in L1; 192 ~3 % slower, 384
-// and 512 the same or slower); NC 512 (~5 % faster than 256: half the passes over the packed x per product,
-// a 512 KiB packed B chunk in L2; 1024 the same). No weight prefetch: ~2 % faster without.
+// Blocking measured on 2-core Xeon VMs (48 KiB L1d and 2 MiB L2 per core) at the bench forward's shapes
+// (1088 x {6144, 16384, 1536} x {6144, 16384}), interleaved: MC 144 as for AVX2 (96 and 288 within noise);
+// NC 512 (~5 % faster than 256: half the passes over the packed x per product; 1024 the same); KC 1024: on
+// 2026-12-04 the B2 forward's blocks' GEMMs ran 1.1-2.1 % faster than at KC 256 in each of 5 interleaved
+// pairs (`krea2 bench ... --gemm-blocking 144,1024,512`), the text encoder the same within noise (-0.9 /
+// +1.6 %): a quarter of the read-modify-write passes over y's column chunk, which (2.2 MiB for 1088 rows)
+// lives in L3, outweighs the B micro-panel (128 KiB) streaming from L2 instead of sitting in L1 (the KC 256
+// choice of an earlier VM, where 384 and 512 measured the same or slower). No weight prefetch: ~2 % faster
+// without (again within noise on 2026-12-04).
 const GemmKernels kGemmKernelsAvx512 = {
     .isa = Isa::kAvx512,
     .compute = Compute::kF32,
@@ -191,7 +195,7 @@ const GemmKernels kGemmKernelsAvx512 = {
     .depth_per_word = 1,
     .a_extra = 0,
     .b_extra = 0,
-    .blocking = {144, 256, 512, int64_t(24) << 20},
+    .blocking = {144, 1024, 512, int64_t(24) << 20},
     .prefetch_weights = false,
     .kernel = kernel_12x32,
     .pack_a = pack_a,
