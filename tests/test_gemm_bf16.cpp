@@ -216,9 +216,9 @@ class GemmBf16 : public ::testing::TestWithParam<test::GemmVariant> {
     if (!isa_supported(isa()))
       GTEST_SKIP() << "the " << isa_name(isa())
                    << " bf16 GEMM variants are not tested on this machine: " << isa_missing(isa());
-    if (amx() && !cpu_features().amx_bf16)
-      GTEST_SKIP() << "the AMX bf16 GEMM variant is not tested on this machine: the CPU lacks amx_bf16 (or "
-                      "the OS does not grant the tile state)";
+    if (amx() && !test::amx_tests_skipped(cpu_features().amx_bf16, "amx_bf16").empty())
+      GTEST_SKIP() << "the AMX bf16 GEMM variant is not tested: "
+                   << test::amx_tests_skipped(cpu_features().amx_bf16, "amx_bf16");
     isa_.emplace(isa());
     amx_.emplace(amx());
     // The AMX variant is the dispatcher's own pick; the others are forced (ForceNativeBf16).
@@ -501,10 +501,9 @@ class GemmBf16Table : public ::testing::TestWithParam<TableCase> {
       GTEST_SKIP() << GetParam().name << " is not tested on this machine: " << isa_missing(Isa::kAvx512);
     if (t == Table::kAvx512Bf16 && !cpu_features().avx512_bf16)
       GTEST_SKIP() << GetParam().name << " is not tested on this machine: the CPU lacks avx512_bf16";
-    if (t == Table::kAmx && !cpu_features().amx_bf16)
+    if (t == Table::kAmx && !test::amx_tests_skipped(cpu_features().amx_bf16, "amx_bf16").empty())
       GTEST_SKIP() << GetParam().name
-                   << " is not tested on this machine: the CPU lacks amx_bf16 (or the OS does not grant the "
-                      "tile state)";
+                   << " is not tested: " << test::amx_tests_skipped(cpu_features().amx_bf16, "amx_bf16");
   }
   const GemmKernels& k() const { return table_of(GetParam().table); }
 };
@@ -612,7 +611,8 @@ TEST_P(GemmBf16Table, AgreesWithTheOtherTables) {
       if (other.table == GetParam().table) continue;
       if (other.table != Table::kAvx2 && !isa_supported(Isa::kAvx512)) continue;
       if (other.table == Table::kAvx512Bf16 && !cpu_features().avx512_bf16) continue;
-      if (other.table == Table::kAmx && !cpu_features().amx_bf16) continue;
+      if (other.table == Table::kAmx && !test::amx_tests_skipped(cpu_features().amx_bf16, "amx_bf16").empty())
+        continue;
       SCOPED_TRACE(std::string(s.name) + " against " + other.name);
       std::vector<float> theirs(size_t(M * N));
       table_product(table_of(other.table), x.data(), M, K, tw.w, 0, K, theirs.data(), N, false);

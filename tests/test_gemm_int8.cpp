@@ -239,9 +239,9 @@ class GemmInt8 : public ::testing::TestWithParam<test::GemmVariant> {
     if (!isa_supported(isa()))
       GTEST_SKIP() << "the " << isa_name(isa())
                    << " int8 GEMM variant is not tested on this machine: " << isa_missing(isa());
-    if (amx() && !cpu_features().amx_int8)
-      GTEST_SKIP() << "the AMX int8 GEMM variant is not tested on this machine: the CPU lacks amx_int8 (or "
-                      "the OS does not grant the tile state)";
+    if (amx() && !test::amx_tests_skipped(cpu_features().amx_int8, "amx_int8").empty())
+      GTEST_SKIP() << "the AMX int8 GEMM variant is not tested: "
+                   << test::amx_tests_skipped(cpu_features().amx_int8, "amx_int8");
     if (!amx() && isa() == Isa::kAvx512 && !cpu_features().avx512_vnni)
       GTEST_SKIP() << "the avx512 int8 GEMM variant is not tested on this machine: the CPU lacks avx512_vnni";
     isa_.emplace(isa());
@@ -466,7 +466,7 @@ TEST(GemmInt8Variants, AgreeBitForBit) {
   const std::vector<float> x = test::random_floats(size_t(M * K), 40);
   const I8Weight wt(N, K, 41, 0);
   for (bool amx : {false, true}) {
-    if (amx && !cpu_features().amx_int8) continue;
+    if (amx && !test::amx_tests_skipped(cpu_features().amx_int8, "amx_int8").empty()) continue;
     const test::ScopedAmx amx_scope(amx);
     for (int64_t kc : {int64_t(100), int64_t(1024)}) {
       ScopedBlocking native(Isa::kAvx512, {36, kc, 64, int64_t(1) << 20});
@@ -507,7 +507,11 @@ const Table kTables[] = {
      [] { return isa_supported(Isa::kAvx2) && cpu_features().avx_vnni; }},
     {&kGemmKernelsInt8Avx512Vnni, "avx512_vnni",
      [] { return isa_supported(Isa::kAvx512) && cpu_features().avx512_vnni; }},
-    {&kGemmKernelsInt8Amx, "amx_int8", [] { return isa_supported(Isa::kAvx512) && cpu_features().amx_int8; }},
+    {&kGemmKernelsInt8Amx, "amx_int8",
+     [] {
+       return isa_supported(Isa::kAvx512) &&
+              test::amx_tests_skipped(cpu_features().amx_int8, "amx_int8").empty();
+     }},
 };
 
 void PrintTo(const Table& t, std::ostream* os) {
@@ -528,6 +532,9 @@ struct AlignedFloats {
 class GemmInt8Table : public ::testing::TestWithParam<Table> {
  protected:
   void SetUp() override {
+    if (GetParam().kernels == &kGemmKernelsInt8Amx && !GetParam().supported())
+      GTEST_SKIP() << GetParam().kernels->name
+                   << " is not tested: " << test::amx_tests_skipped(cpu_features().amx_int8, "amx_int8");
     if (!GetParam().supported())
       GTEST_SKIP() << GetParam().kernels->name << " is not tested on this machine: the CPU lacks "
                    << GetParam().feature;

@@ -18,6 +18,7 @@ class ScopedIsa {
 
 }  // namespace krea2::test
 
+#include <cstdlib>
 #include <ostream>
 #include <string>
 
@@ -36,6 +37,17 @@ class ScopedAmx {
  private:
   bool saved_;
 };
+
+// Whether the AMX variants are tested: they are opt-in until they have run on AMX hardware (KREA2_AMX=1 in
+// the environment turns both them and their tests on), so a CI machine that happens to have AMX does not run
+// kernels nobody has seen pass. Empty when they are tested; otherwise why not.
+inline std::string amx_tests_skipped(bool cpu_has_it, const char* feature) {
+  if (!cpu_has_it)
+    return std::string("the CPU lacks ") + feature + " (or the OS does not grant the tile state)";
+  const char* env = std::getenv("KREA2_AMX");
+  const bool on = env != nullptr && (std::string(env) == "1" || std::string(env) == "on");
+  return on ? "" : "opt-in until verified on AMX hardware: run with KREA2_AMX=1 to test it";
+}
 
 // The GEMM variants a compute mode dispatches to, as driver-level tests run them: each ISA level with AMX
 // forbidden, and the avx512 level with AMX (bf16 / int8 on CPUs with AMX tiles).
