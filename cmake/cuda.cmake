@@ -5,10 +5,16 @@
 # given.
 include(CheckLanguage)
 check_language(CUDA)
+# ON by default only where nvcc works and the toolkit has what the backend links (so a machine with a partial
+# toolkit still configures, without the backend); an explicit -DKREA2_CUDA=ON insists.
+set(KREA2_CUDA_DEFAULT OFF)
 if(CMAKE_CUDA_COMPILER)
-  set(KREA2_CUDA_DEFAULT ON)
-else()
-  set(KREA2_CUDA_DEFAULT OFF)
+  find_package(CUDAToolkit QUIET)
+  if(TARGET CUDA::cublasLt AND TARGET CUDA::cudart_static)
+    set(KREA2_CUDA_DEFAULT ON)
+  else()
+    message(STATUS "nvcc found, but not cuBLASLt and the static CUDA runtime: the CUDA backend is off")
+  endif()
 endif()
 option(KREA2_CUDA "Build the CUDA backend (needs nvcc and the CUDA toolkit)" ${KREA2_CUDA_DEFAULT})
 
@@ -21,6 +27,10 @@ if(KREA2_CUDA)
   endif()
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
+  if(NOT TARGET CUDA::cublasLt OR NOT TARGET CUDA::cudart_static)
+    message(FATAL_ERROR "KREA2_CUDA: the CUDA toolkit at ${CUDAToolkit_LIBRARY_DIR} lacks cuBLASLt or the static "
+                        "runtime (libcublasLt, libcudart_static); install them or configure with -DKREA2_CUDA=OFF")
+  endif()
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   file(GLOB KREA2_CUDA_SOURCES CONFIGURE_DEPENDS src/cuda/*.cu src/cuda/*.cpp)
