@@ -96,26 +96,10 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
   }
 }
 
+// The AVX512_BF16 variant's B layout (ops/pack_avx512.h), padded to whole 16-step blocks.
 template <DType kType>
 void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out) {
-  constexpr int64_t es = kType == DType::F32 ? 4 : 2;
-  const int64_t blocks = blocks_of(kc);
-  const int64_t panel_words = (kc + 1) / 2 * kNR + kNR * kBlockWords;  // gemm_b_panel_words
-  for (int64_t q = 0; q < nc; q += kNR, out += panel_words) {
-    for (int64_t g = 0; g < kNR; g += 16) {
-      const int64_t cols = nc - q - g;  // valid weight rows of this group of 16 (may be <= 0)
-      const unsigned char* src = w + ((n0 + q + g) * K + k0) * es;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t k = blk * kBlockDepths;
-        __m512 r[16];
-        for (int64_t j = 0; j < 16; ++j)
-          r[j] = j < cols ? load32_as_pairs<kType>(src + (j * K + k) * es, kc - k) : _mm512_setzero_ps();
-        transpose16x16(r);
-        for (int64_t j = 0; j < kBlockWords; ++j)
-          _mm512_store_ps(out + (blk * kBlockWords + j) * kNR + g, r[j]);
-      }
-    }
-  }
+  pack_b_pairs<kType, kNR>(w, K, n0, nc, k0, kc, out, kNR * kBlockWords, true);
 }
 
 }  // namespace

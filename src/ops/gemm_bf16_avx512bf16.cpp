@@ -159,22 +159,7 @@ void pack_a(const GemmLhs& lhs, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
 
 template <DType kType>
 void pack_b(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* out) {
-  constexpr int64_t es = kType == DType::F32 ? 4 : 2;
-  const int64_t words = (kc + 1) / 2;
-  for (int64_t q = 0; q < nc; q += kNR, out += words * kNR) {
-    for (int64_t g = 0; g < kNR; g += 16) {
-      const int64_t cols = nc - q - g;  // valid weight rows of this group of 16 (may be <= 0)
-      const unsigned char* src = w + ((n0 + q + g) * K + k0) * es;
-      for (int64_t k = 0; k < kc; k += 32) {
-        const int64_t depth = kc - k < 32 ? kc - k : 32;
-        __m512 r[16];
-        for (int64_t j = 0; j < 16; ++j)
-          r[j] = j < cols ? load32_as_pairs<kType>(src + (j * K + k) * es, depth) : _mm512_setzero_ps();
-        transpose16x16(r);
-        for (int64_t j = 0; j < (depth + 1) / 2; ++j) _mm512_store_ps(out + (k / 2 + j) * kNR + g, r[j]);
-      }
-    }
-  }
+  pack_b_pairs<kType, kNR>(w, K, n0, nc, k0, kc, out, 0, false);
 }
 
 }  // namespace

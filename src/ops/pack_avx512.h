@@ -93,6 +93,33 @@ inline __m512 load32_as_pairs(const unsigned char* p, int64_t depth) {
                           _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
   }
 }
+
+// W^T rows [k0, k0 + kc) x columns [n0, n0 + nc) (= weight rows n0.., K elements each) as panels of kNR
+// columns in depth-pair steps, the B layout of vdpbf16ps and tdpbf16ps: step s of a panel holds kNR words,
+// word j the pair (2s, 2s + 1) of column j; columns past nc are zero. Each panel is ceil(kc / 2) steps and
+// then `extra_words` long. With `whole_blocks`, every block of 16 steps is written in full (steps past kc
+// zero), for kernels that load whole tile rows.
+template <DType kType, int64_t kNR>
+void pack_b_pairs(const unsigned char* w, int64_t K, int64_t n0, int64_t nc, int64_t k0, int64_t kc,
+                  float* out, int64_t extra_words, bool whole_blocks) {
+  constexpr int64_t es = kType == DType::F32 ? 4 : 2;
+  const int64_t panel_words = (kc + 1) / 2 * kNR + extra_words;
+  for (int64_t q = 0; q < nc; q += kNR, out += panel_words) {
+    for (int64_t g = 0; g < kNR; g += 16) {
+      const int64_t cols = nc - q - g;  // valid weight rows of this group of 16 (may be <= 0)
+      const unsigned char* src = w + ((n0 + q + g) * K + k0) * es;
+      for (int64_t k = 0; k < kc; k += 32) {
+        const int64_t depth = kc - k < 32 ? kc - k : 32;
+        __m512 r[16];
+        for (int64_t j = 0; j < 16; ++j)
+          r[j] = j < cols ? load32_as_pairs<kType>(src + (j * K + k) * es, depth) : _mm512_setzero_ps();
+        transpose16x16(r);
+        const int64_t steps = whole_blocks ? 16 : (depth + 1) / 2;
+        for (int64_t j = 0; j < steps; ++j) _mm512_store_ps(out + (k / 2 + j) * kNR + g, r[j]);
+      }
+    }
+  }
+}
 #endif
 
 }  // namespace
