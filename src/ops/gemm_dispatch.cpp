@@ -63,13 +63,16 @@ const GemmKernels& bf16_avx512_kernels() {
 
 }  // namespace
 
+bool amx_requested_by_environment() {
+  const char* env = std::getenv("KREA2_AMX");
+  return env != nullptr && (std::strcmp(env, "1") == 0 || std::strcmp(env, "on") == 0);
+}
+
 bool amx_allowed() {
   int v = g_amx_allowed.load(std::memory_order_relaxed);
   if (v < 0) {
-    const char* env = std::getenv("KREA2_AMX");
-    const bool on = env != nullptr && (std::strcmp(env, "1") == 0 || std::strcmp(env, "on") == 0);
     int expected = -1;
-    g_amx_allowed.compare_exchange_strong(expected, on ? 1 : 0);
+    g_amx_allowed.compare_exchange_strong(expected, amx_requested_by_environment() ? 1 : 0);
     v = g_amx_allowed.load(std::memory_order_relaxed);
   }
   return v == 1;

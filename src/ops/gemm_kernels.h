@@ -103,6 +103,8 @@ extern const GemmKernels kGemmKernelsInt8Amx;
 // native / emulated.
 bool amx_allowed();
 void set_amx_allowed(bool allowed);
+// Whether KREA2_AMX asks for AMX (1 or on), whatever set_amx_allowed did since (tests gate on it).
+bool amx_requested_by_environment();
 
 // bf16 at the AVX-512 level with AVX512_BF16: vdpbf16ps or the float32 kernel on rounded operands, whichever
 // microkernel measured faster at first use (gemm_dispatch.cpp; KREA2_BF16_KERNEL=native|emulated fixes it),

@@ -18,7 +18,6 @@ class ScopedIsa {
 
 }  // namespace krea2::test
 
-#include <cstdlib>
 #include <ostream>
 #include <string>
 
@@ -44,9 +43,9 @@ class ScopedAmx {
 inline std::string amx_tests_skipped(bool cpu_has_it, const char* feature) {
   if (!cpu_has_it)
     return std::string("the CPU lacks ") + feature + " (or the OS does not grant the tile state)";
-  const char* env = std::getenv("KREA2_AMX");
-  const bool on = env != nullptr && (std::string(env) == "1" || std::string(env) == "on");
-  return on ? "" : "opt-in until verified on AMX hardware: run with KREA2_AMX=1 to test it";
+  return amx_requested_by_environment()
+             ? ""
+             : "opt-in until verified on AMX hardware: run with KREA2_AMX=1 to test it";
 }
 
 // The GEMM variants a compute mode dispatches to, as driver-level tests run them: each ISA level with AMX
