@@ -4,7 +4,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <type_traits>
 
 #include "cuda/convert.h"
@@ -12,10 +11,6 @@
 
 namespace krea2::cuda {
 namespace {
-
-unsigned grid_for(int64_t n) {
-  return unsigned(std::clamp<int64_t>((n + 255) / 256, 1, 65535));
-}
 
 template <typename In, typename Out>
 __global__ void convert_kernel(const In* in, int64_t n, Out* out) {
@@ -32,7 +27,7 @@ __global__ void convert_kernel(const In* in, int64_t n, Out* out) {
 template <typename In, typename Out>
 void launch(const In* in, int64_t n, Out* out, cudaStream_t stream, const char* what) {
   if (n <= 0) return;
-  convert_kernel<<<grid_for(n), 256, 0, stream>>>(in, n, out);
+  convert_kernel<<<grid_stride_blocks(n, 256), 256, 0, stream>>>(in, n, out);
   check(cudaGetLastError(), what);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -12,6 +13,11 @@ namespace krea2::cuda {
 
 // Throws krea2::Error("<what>: <CUDA error name>: <message>") unless `status` is cudaSuccess.
 void check(cudaError_t status, const char* what);
+
+// Blocks of `threads` for a grid-stride loop over n elements (at least 1, at most 65535).
+inline unsigned grid_stride_blocks(int64_t n, int threads) {
+  return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 65535));
+}
 
 // CUDA devices this process can use (0 without a driver or a GPU: never throws).
 int device_count();

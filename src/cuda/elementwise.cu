@@ -94,16 +94,12 @@ __global__ void round_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out)
     out[e] = __float2bfloat16_rn(x[e]);
 }
 
-// Blocks for a grid-stride loop over n elements.
-unsigned grid_for(int64_t n, int threads) {
-  return unsigned(std::clamp<int64_t>((n + threads - 1) / threads, 1, 65535));
-}
-
 template <Pointwise kOp>
 void launch_pointwise(float* a, int64_t lda, const float* b, int64_t ldb, const float* gate, int64_t rows,
                       int64_t dim, cudaStream_t stream, const char* what) {
   if (rows <= 0 || dim <= 0) return;
-  pointwise_kernel<kOp><<<grid_for(rows * dim, 256), 256, 0, stream>>>(a, lda, b, ldb, gate, rows, dim);
+  pointwise_kernel<kOp>
+      <<<grid_stride_blocks(rows * dim, 256), 256, 0, stream>>>(a, lda, b, ldb, gate, rows, dim);
   check(cudaGetLastError(), what);
 }
 
@@ -149,7 +145,7 @@ void gated_residual(float* x, int64_t ldx, const float* y, int64_t ldy, const fl
 
 void round_to_bf16(const float* x, int64_t n, __nv_bfloat16* out, cudaStream_t stream) {
   if (n <= 0) return;
-  round_bf16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, out);
+  round_bf16_kernel<<<grid_stride_blocks(n, 256), 256, 0, stream>>>(x, n, out);
   check(cudaGetLastError(), "round_to_bf16 kernel launch");
 }
 
